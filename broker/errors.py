@@ -1,0 +1,190 @@
+"""The exception tree of evidence-broker and the stable error codes it carries.
+
+Every error the package raises is a :class:`BrokerError`. Each class has a stable,
+machine-readable ``code`` that also travels on negative receipts, in audit entries
+and in logs; messages are for humans and may change, codes never do::
+
+    BrokerError                     E_INTERNAL
+    ├── InputError                  (a document or message that cannot be accepted)
+    │   ├── ParseError              E_PARSE         malformed JSON / XML, forbidden XML constructs
+    │   ├── TooLargeError           E_TOO_LARGE     over the configured size limit
+    │   ├── SchemaError             E_SCHEMA        violates its JSON Schema / XSD
+    │   │   └── SemanticError       E_SEMANTIC      schema-valid, but breaks a rule beyond it
+    │   └── UnknownTypeError        E_UNKNOWN_TYPE  not a catalogue message type
+    ├── VerificationError           (signatures, seals, decryption; later issues)
+    ├── TrustError                  (keys and the trust directory; later issues)
+    ├── PolicyError                 (who may send what to whom; later issues)
+    ├── TransportError
+    │   ├── TransportClosed         E_TRANSPORT_CLOSED  closed on purpose (shutdown)
+    │   └── TransportBroken         E_TRANSPORT_BROKEN  lost (network, broker restart)
+    ├── StoreError                  E_STORE
+    ├── AdapterError                E_ADAPTER
+    └── ConfigError                 E_CONFIG
+
+Input errors carry a tuple of :class:`Problem` (code, RFC 6901 pointer, message) so
+that a caller can show every problem of a document at once, not just the first.
+Errors from dependencies (``jsonschema``, ``lxml``, ``pydantic`` …) are translated at
+the boundary and chained with ``raise … from exc``; they never leak out of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "AdapterError",
+    "BrokerError",
+    "ConfigError",
+    "InputError",
+    "ParseError",
+    "PolicyError",
+    "Problem",
+    "SchemaError",
+    "SemanticError",
+    "StoreError",
+    "TooLargeError",
+    "TransportBroken",
+    "TransportClosed",
+    "TransportError",
+    "TrustError",
+    "UnknownTypeError",
+    "VerificationError",
+]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem found in a document.
+
+    Attributes:
+        pointer: RFC 6901 JSON Pointer to the offending value ("" is the whole
+            document). For a missing or unknown member it points at that member.
+            For XML input it points into the mapped model, not into the XML.
+        code: the stable error code (``E_SCHEMA``, ``E_SEMANTIC``, ``E_PARSE`` …).
+        message: a human-readable explanation; never contains the offending value,
+            which may be personal data.
+    """
+
+    pointer: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the problem as the ``{code, pointer, message}`` object the CLI prints."""
+        return {"code": self.code, "pointer": self.pointer, "message": self.message}
+
+
+class BrokerError(Exception):
+    """Root of every error raised by evidence-broker.
+
+    Attributes:
+        code: the stable machine-readable code of this error.
+    """
+
+    code: ClassVar[str] = "E_INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InputError(BrokerError):
+    """A document or message that cannot be accepted as it is.
+
+    Attributes:
+        problems: every problem found, sorted by pointer.
+    """
+
+    code: ClassVar[str] = "E_INPUT"
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(sorted(problems)) or (Problem("", self.code, message),)
+
+
+class ParseError(InputError):
+    """Malformed input: not JSON, not well-formed XML, or forbidden XML constructs."""
+
+    code: ClassVar[str] = "E_PARSE"
+
+
+class TooLargeError(InputError):
+    """Input over the configured size limit; it was not parsed."""
+
+    code: ClassVar[str] = "E_TOO_LARGE"
+
+
+class SchemaError(InputError):
+    """The document violates the JSON Schema (or XSD) of its type."""
+
+    code: ClassVar[str] = "E_SCHEMA"
+
+
+class SemanticError(SchemaError):
+    """The document is schema-valid but breaks a rule the schema cannot express."""
+
+    code: ClassVar[str] = "E_SEMANTIC"
+
+
+class UnknownTypeError(InputError):
+    """The message type is not in the catalogue."""
+
+    code: ClassVar[str] = "E_UNKNOWN_TYPE"
+
+
+class VerificationError(BrokerError):
+    """A signature, seal or ciphertext did not verify."""
+
+    code: ClassVar[str] = "E_VERIFICATION"
+
+
+class TrustError(BrokerError):
+    """A key or trust directory cannot be trusted."""
+
+    code: ClassVar[str] = "E_TRUST"
+
+
+class PolicyError(BrokerError):
+    """The authorisation policy forbids this message."""
+
+    code: ClassVar[str] = "E_POLICY_FORBIDDEN"
+
+
+class TransportError(BrokerError):
+    """The message transport failed."""
+
+    code: ClassVar[str] = "E_TRANSPORT"
+
+
+class TransportClosed(TransportError):
+    """The transport was closed on purpose (shutdown); not a fault."""
+
+    code: ClassVar[str] = "E_TRANSPORT_CLOSED"
+
+
+class TransportBroken(TransportError):
+    """The transport was lost (network failure, broker restart)."""
+
+    code: ClassVar[str] = "E_TRANSPORT_BROKEN"
+
+
+class StoreError(BrokerError):
+    """The store failed to read or write."""
+
+    code: ClassVar[str] = "E_STORE"
+
+
+class AdapterError(BrokerError):
+    """A service-provider adapter failed."""
+
+    code: ClassVar[str] = "E_ADAPTER"
+
+
+class ConfigError(BrokerError):
+    """The configuration is invalid or incomplete."""
+
+    code: ClassVar[str] = "E_CONFIG"
