@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import uuid
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 

@@ -4,7 +4,7 @@ The texts live in ``schemas/labels/*.json`` beside the schemas (one file per
 instrument, plus ``common.json`` for the shared definitions). Each file holds::
 
     {
-      "defs":  {"<shared def>": {"<dotted path>": {"en": {"label": …, "help": …}, "fr": …, "de": …}}},
+      "defs":  {"<shared def>": {"<dotted path>": {"en": {"label", "help"}, "fr", "de"}}},
       "types": {"<type>":       {"<dotted path>": {…}}}
     }
 

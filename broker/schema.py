@@ -29,9 +29,9 @@ import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, NoReturn
 
 import jsonschema
 import jsonschema.exceptions
@@ -219,25 +219,34 @@ def _is_json_integer(_checker: object, instance: object) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-_REFERENCE_VALIDATOR = jsonschema.validators.extend(
+_REFERENCE_VALIDATOR = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", _is_json_integer
-    ),
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_json_integer),
 )
+
+
+def _on_strings(check: Callable[[str], bool]) -> Callable[[object], bool]:
+    # JSON Schema applies "format" to strings only; other types pass (the "type"
+    # keyword judges them).
+    def checker(instance: object) -> bool:
+        return not isinstance(instance, str) or check(instance)
+
+    return checker
 
 
 def _format_checker() -> jsonschema.FormatChecker:
     checker = jsonschema.FormatChecker(formats=())
     for name, check in formats.FORMATS.items():
-        checker.checks(name)(check)
+        checker.checks(name)(_on_strings(check))
     return checker
 
 
 def _describe(error: jsonschema.exceptions.ValidationError) -> str:
     """A message for a schema error that never repeats the offending value."""
-    kind = error.validator
-    value = error.validator_value
+    kind: Any = error.validator
+    value: Any = error.validator_value
+    if kind is None:  # a `false` schema
+        return "not allowed here"
     messages: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be of type {value}",
         "format": lambda: f"not a valid {value}",
@@ -260,8 +269,6 @@ def _describe(error: jsonschema.exceptions.ValidationError) -> str:
         "dependentRequired": lambda: "needs other members that are missing",
     }
     describe = messages.get(str(kind))
-    if kind is None:
-        return "not allowed here"
     return describe() if describe else f"violates '{kind}'"
 
 
@@ -272,8 +279,10 @@ def _problems_from_schema(
     ranked = sorted(errors, key=jsonschema.exceptions.relevance, reverse=True)
     for error in ranked:
         base = list(error.absolute_path)
+        keyword_value: Any = error.validator_value
+        subschema: Any = error.schema
         if error.validator == "required" and isinstance(error.instance, dict):
-            for name in error.validator_value:
+            for name in keyword_value:
                 if name not in error.instance:
                     where = pointer([*base, name])
                     found.setdefault(
@@ -282,8 +291,8 @@ def _problems_from_schema(
                     )
             continue
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = error.schema.get("properties", {})
-            patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+            known = subschema.get("properties", {})
+            patterns = [re.compile(p) for p in subschema.get("patternProperties", {})]
             for name in error.instance:
                 if name not in known and not any(p.search(name) for p in patterns):
                     where = pointer([*base, name])
@@ -500,7 +509,7 @@ class Catalogue:
         #    strings as datetimes.
         text = raw if raw is not None else json.dumps(value).encode("utf-8")
         try:
-            return cast(Form, compiled.model.model_validate_json(text))
+            return compiled.model.model_validate_json(text)
         except PydanticValidationError as exc:
             _raise_problems(_problems_from_model(exc))
 
@@ -519,4 +528,3 @@ def _has_float(value: Any) -> bool:
 def catalogue() -> Catalogue:
     """Return the shared catalogue with the default size limit (loaded once)."""
     return Catalogue()
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,9 @@ from tests.forms.cases import Case, all_cases
 CASES = all_cases()
 JSON_CASES = [c for c in CASES if c.fmt == "json"]
 # Documents that reach the schema engines (malformed input stops at the parser).
-PARSED_CASES = [c for c in JSON_CASES if not {"E_PARSE", "E_TOO_LARGE"} & {x for x, _ in c.expected}]
+PARSED_CASES = [
+    c for c in JSON_CASES if not {"E_PARSE", "E_TOO_LARGE"} & {x for x, _ in c.expected}
+]
 
 #: The contract of the catalogue: every type the network knows (issue #3).
 REQUIRED_TYPES = {
@@ -49,7 +52,7 @@ REQUIRED_TYPES = {
 
 def test_catalogue_has_every_required_type() -> None:
     names = {t.name for t in catalogue().types()}
-    assert REQUIRED_TYPES <= names
+    assert names >= REQUIRED_TYPES
 
 
 @pytest.mark.parametrize("form_type", sorted(MODELS))
@@ -63,15 +66,17 @@ def test_schema_conventions(form_type: str) -> None:
     if not schema["x-verified"]:
         assert schema["x-citation"], "an unverified field list must say what it rests on"
     text = json.dumps(schema)
-    # snake_case member names everywhere
+    # snake_case member names and enum values everywhere
     for obj in _objects(schema):
         for name in obj.get("properties", {}):
             assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+        for value in obj.get("enum", []):
+            assert not isinstance(value, str) or re.fullmatch(r"[a-z][a-z0-9_.]*", value), value
     assert "urn:evb:schema:defs" not in text, "bundled schemas are self-contained"
 
 
-def _objects(node: object) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = []
+def _objects(node: object) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     if isinstance(node, dict):
         found.append(node)
         for value in node.values():
@@ -136,11 +141,11 @@ def test_model_agrees_with_schema(case: Case) -> None:
     schema_ok = not catalogue().schema_problems(case.type, value)
     model_ok = _model_accepts(case)
     if not case.expected:
-        assert schema_ok and model_ok
+        assert (schema_ok, model_ok) == (True, True)
     elif codes == {"E_SEMANTIC"}:
-        assert schema_ok and not model_ok
+        assert (schema_ok, model_ok) == (True, False)
     else:
-        assert not schema_ok and not model_ok
+        assert (schema_ok, model_ok) == (False, False)
 
 
 def _model_accepts(case: Case) -> bool:
@@ -181,8 +186,8 @@ def test_deep_nesting_is_a_parse_error() -> None:
 
 def test_messages_never_repeat_the_value() -> None:
     doc = json.loads(catalogue().template("coe.art29.preservation"))
-    secret = "victim.name@secret-example.org x"
-    doc["requesting_authority"]["contact"]["email"] = secret
+    personal = "victim.name@private-example.org x"
+    doc["requesting_authority"]["contact"]["email"] = personal
     with pytest.raises(SchemaError) as info:
         catalogue().parse("coe.art29.preservation", json.dumps(doc).encode())
-    assert all(secret not in p.message for p in info.value.problems)
+    assert all(personal not in p.message for p in info.value.problems)

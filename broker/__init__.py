@@ -1,0 +1,57 @@
+"""evidence-broker: signed, encrypted, schema-checked cross-border evidence requests.
+
+The public API. Everything a user of the library calls is re-exported here;
+modules not named here are internal and may change.
+"""
+
+from __future__ import annotations
+
+from broker.errors import (
+    AdapterError,
+    BrokerError,
+    ConfigError,
+    InputError,
+    ParseError,
+    PolicyError,
+    Problem,
+    SchemaError,
+    SemanticError,
+    StoreError,
+    TooLargeError,
+    TransportBroken,
+    TransportClosed,
+    TransportError,
+    TrustError,
+    UnknownTypeError,
+    VerificationError,
+)
+from broker.forms import MODELS, Form
+from broker.labels import Label
+from broker.schema import DEFAULT_MAX_BYTES, Catalogue, FormType, catalogue
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MODELS",
+    "AdapterError",
+    "BrokerError",
+    "Catalogue",
+    "ConfigError",
+    "Form",
+    "FormType",
+    "InputError",
+    "Label",
+    "ParseError",
+    "PolicyError",
+    "Problem",
+    "SchemaError",
+    "SemanticError",
+    "StoreError",
+    "TooLargeError",
+    "TransportBroken",
+    "TransportClosed",
+    "TransportError",
+    "TrustError",
+    "UnknownTypeError",
+    "VerificationError",
+    "catalogue",
+]
