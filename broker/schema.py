@@ -29,12 +29,10 @@ import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-import jsonschema
-import jsonschema.exceptions
 import jsonschema_rs
 from pydantic import ValidationError as PydanticValidationError
 
@@ -52,12 +50,17 @@ from broker.forms import MODELS
 from broker.forms.base import SEMANTIC, Form
 from broker.resources import read_json, schema_root
 
+if TYPE_CHECKING:
+    from broker.diagnostics import ReferenceEngine
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "Catalogue",
     "FormType",
     "Format",
     "catalogue",
+    "load_json",
+    "one_per_pointer",
     "pointer",
 ]
 
@@ -215,97 +218,8 @@ def _formats_used(schema: dict[str, Any]) -> set[str]:
     return used
 
 
-def _is_json_integer(_checker: object, instance: object) -> bool:
-    return isinstance(instance, int) and not isinstance(instance, bool)
-
-
-_REFERENCE_VALIDATOR = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_json_integer),
-)
-
-
-def _on_strings(check: Callable[[str], bool]) -> Callable[[object], bool]:
-    # JSON Schema applies "format" to strings only; other types pass (the "type"
-    # keyword judges them).
-    def checker(instance: object) -> bool:
-        return not isinstance(instance, str) or check(instance)
-
-    return checker
-
-
-def _format_checker() -> jsonschema.FormatChecker:
-    checker = jsonschema.FormatChecker(formats=())
-    for name, check in formats.FORMATS.items():
-        checker.checks(name)(_on_strings(check))
-    return checker
-
-
-def _describe(error: jsonschema.exceptions.ValidationError) -> str:
-    """A message for a schema error that never repeats the offending value."""
-    kind: Any = error.validator
-    value: Any = error.validator_value
-    if kind is None:  # a `false` schema
-        return "not allowed here"
-    messages: dict[str, Callable[[], str]] = {
-        "type": lambda: f"must be of type {value}",
-        "format": lambda: f"not a valid {value}",
-        "enum": lambda: "must be one of: " + ", ".join(map(str, value)),
-        "const": lambda: f"must be {json.dumps(value)}",
-        "minLength": lambda: f"must be at least {value} characters long",
-        "maxLength": lambda: f"must be at most {value} characters long",
-        "pattern": lambda: "has a character or form that is not allowed here",
-        "minimum": lambda: f"must be at least {value}",
-        "maximum": lambda: f"must be at most {value}",
-        "exclusiveMinimum": lambda: f"must be more than {value}",
-        "exclusiveMaximum": lambda: f"must be less than {value}",
-        "minItems": lambda: f"must have at least {value} item(s)",
-        "maxItems": lambda: f"must have at most {value} item(s)",
-        "uniqueItems": lambda: "items must be unique",
-        "minProperties": lambda: f"must have at least {value} member(s)",
-        "not": lambda: "not allowed here" if value == {} else "is not allowed in this combination",
-        "oneOf": lambda: "must match exactly one of the allowed shapes",
-        "anyOf": lambda: "must match one of the allowed shapes",
-        "dependentRequired": lambda: "needs other members that are missing",
-    }
-    describe = messages.get(str(kind))
-    return describe() if describe else f"violates '{kind}'"
-
-
-def _problems_from_schema(
-    errors: Iterator[jsonschema.exceptions.ValidationError],
-) -> tuple[Problem, ...]:
-    found: dict[tuple[str, str], Problem] = {}
-    ranked = sorted(errors, key=jsonschema.exceptions.relevance, reverse=True)
-    for error in ranked:
-        base = list(error.absolute_path)
-        keyword_value: Any = error.validator_value
-        subschema: Any = error.schema
-        if error.validator == "required" and isinstance(error.instance, dict):
-            for name in keyword_value:
-                if name not in error.instance:
-                    where = pointer([*base, name])
-                    found.setdefault(
-                        (where, "required"),
-                        Problem(where, "E_SCHEMA", "required member is missing"),
-                    )
-            continue
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = subschema.get("properties", {})
-            patterns = [re.compile(p) for p in subschema.get("patternProperties", {})]
-            for name in error.instance:
-                if name not in known and not any(p.search(name) for p in patterns):
-                    where = pointer([*base, name])
-                    found.setdefault(
-                        (where, "unknown"), Problem(where, "E_SCHEMA", "unknown member")
-                    )
-            continue
-        where = pointer(base)
-        found.setdefault((where, "value"), Problem(where, "E_SCHEMA", _describe(error)))
-    return _one_per_pointer(found.values())
-
-
-def _one_per_pointer(problems: Any) -> tuple[Problem, ...]:
+def one_per_pointer(problems: Iterable[Problem]) -> tuple[Problem, ...]:
+    """Keep the first (most relevant) problem of each pointer, sorted by pointer."""
     # Several keywords may fail on the same value (type and enum, say): the most
     # relevant one, which comes first, is reported.
     by_pointer: dict[str, Problem] = {}
@@ -318,13 +232,12 @@ def _problems_from_model(exc: PydanticValidationError) -> tuple[Problem, ...]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         ctx = error.get("ctx") or {}
-        path: list[str | int] = list(error["loc"])
+        # "field" is a pointer fragment below the failing model ("from", "hops/1/provider").
         field = ctx.get("field")
-        if field:
-            path.append(field)
+        where = pointer(list(error["loc"])) + (f"/{field}" if field else "")
         code = "E_SEMANTIC" if error["type"] == SEMANTIC else "E_SCHEMA"
-        problems.append(Problem(pointer(path), code, error["msg"]))
-    return _one_per_pointer(problems)
+        problems.append(Problem(where, code, error["msg"]))
+    return one_per_pointer(problems)
 
 
 def _raise_problems(problems: tuple[Problem, ...]) -> NoReturn:
@@ -343,7 +256,14 @@ class _Compiled:
         self.fast = jsonschema_rs.Draft202012Validator(
             schema, formats=dict(formats.FORMATS), validate_formats=True
         )
-        self.reference = _REFERENCE_VALIDATOR(schema, format_checker=_format_checker())
+
+    @functools.cached_property
+    def reference(self) -> ReferenceEngine:
+        # Imported on first refusal: jsonschema takes most of a second to import,
+        # and a valid document never needs it.
+        from broker.diagnostics import ReferenceEngine  # noqa: PLC0415
+
+        return ReferenceEngine(self.schema)
 
 
 class Catalogue:
@@ -489,7 +409,7 @@ class Catalogue:
     def schema_problems(self, type_name: str, value: Any) -> tuple[Problem, ...]:
         """Diagnose parsed data with the reference engine only (no fast path, no model)."""
         compiled = self._compile(type_name)
-        return _problems_from_schema(compiled.reference.iter_errors(value))
+        return compiled.reference.problems(value)
 
     def fast_verdict(self, type_name: str, value: Any) -> bool:
         """Return the fast engine's verdict alone (for tests and benchmarks)."""
@@ -501,7 +421,7 @@ class Catalogue:
         # 1. Schema: the fast engine's "valid" is trusted; anything else is decided,
         #    and explained, by the reference engine.
         if saw_float or not compiled.fast.is_valid(value):
-            problems = _problems_from_schema(compiled.reference.iter_errors(value))
+            problems = compiled.reference.problems(value)
             if problems:
                 raise SchemaError("the document does not match its schema", problems)
         # 2. Model: strict types, plus the rules beyond the schema (E_SEMANTIC). The

@@ -14,8 +14,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from broker import formats
+from broker.diagnostics import REFERENCE_VALIDATOR, format_checker
 from broker.forms import base
-from broker.schema import _REFERENCE_VALIDATOR, _format_checker
 
 CASES: list[tuple[str, str, bool]] = [
     # date-time: RFC 3339, offset required
@@ -96,7 +96,7 @@ def test_shared_check(fmt: str, value: str, ok: bool) -> None:
 
 @pytest.mark.parametrize(("fmt", "value", "ok"), CASES)
 def test_reference_engine(fmt: str, value: str, ok: bool) -> None:
-    validator = _REFERENCE_VALIDATOR({"format": fmt}, format_checker=_format_checker())
+    validator = REFERENCE_VALIDATOR({"format": fmt}, format_checker=format_checker())
     assert validator.is_valid(value) is ok
 
 

@@ -59,6 +59,9 @@ __all__ = [
     "Text",
     "Uuid",
     "formatted",
+    "not_allowed_error",
+    "required_error",
+    "schema_rule_error",
     "semantic_error",
     "unique",
 ]
@@ -69,15 +72,42 @@ SEMANTIC = "evb_semantic"
 FORMAT = "evb_format"
 
 
-def semantic_error(message: str, field: str = "") -> PydanticCustomError:
+def semantic_error(message: str, *path: str | int) -> PydanticCustomError:
     """Build the error a model validator raises for a rule beyond the schema.
 
     Args:
         message: what is wrong, without quoting the (possibly personal) value.
-        field: the member of the validated model the problem is about, appended to
-            the model's location to form the reported pointer; "" for the model itself.
+        path: where below the validated model the problem is (member names and list
+            indexes, e.g. ``("hops", 1, "provider")``); appended to the model's location
+            to form the reported pointer. Empty for the model itself.
     """
-    return PydanticCustomError(SEMANTIC, message, {"field": field})
+    return PydanticCustomError(SEMANTIC, message, {"field": _fragment(path)})
+
+
+def _fragment(path: tuple[str | int, ...]) -> str:
+    return "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+# The models re-check the schema's conditional rules (if/then, an enum that depends
+# on another member) so that model and schema agree on every document; these errors
+# are reported as E_SCHEMA, at the member named by ``path``, like the schema's own.
+
+
+def schema_rule_error(message: str, *path: str | int) -> PydanticCustomError:
+    """Build the error for a conditional schema rule that the model re-checks."""
+    return PydanticCustomError("evb_rule", message, {"field": _fragment(path)})
+
+
+def required_error(*path: str | int, when: str = "") -> PydanticCustomError:
+    """Build the error for a member the schema requires (``when`` names the condition)."""
+    message = f"required when {when}" if when else "required member is missing"
+    return schema_rule_error(message, *path)
+
+
+def not_allowed_error(*path: str | int, unless: str = "") -> PydanticCustomError:
+    """Build the error for a member the schema refuses (``unless`` names the condition)."""
+    message = f"only allowed when {unless}" if unless else "not allowed here"
+    return schema_rule_error(message, *path)
 
 
 def formatted(name: str) -> AfterValidator:

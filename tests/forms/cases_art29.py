@@ -74,6 +74,13 @@ CASES: list[Case] = [
         set_("/requesting_authority/contact/fax", "+4961155123457"),
         (S, "/requesting_authority/contact/fax"),
     ),
+    # ECMA-262 "$": a trailing newline does not slip through a one-line pattern.
+    invalid(
+        T,
+        "name-trailing-newline",
+        set_("/requesting_authority/name", "Bundeskriminalamt\n"),
+        (S, "/requesting_authority/name"),
+    ),
     invalid(
         T,
         "null-optional",
