@@ -11,9 +11,19 @@ and in logs; messages are for humans and may change, codes never do::
     │   ├── SchemaError             E_SCHEMA        violates its JSON Schema / XSD
     │   │   └── SemanticError       E_SEMANTIC      schema-valid, but breaks a rule beyond it
     │   └── UnknownTypeError        E_UNKNOWN_TYPE  not a catalogue message type
-    ├── VerificationError           (signatures, seals, decryption; later issues)
-    ├── TrustError                  (keys and the trust directory; later issues)
-    ├── PolicyError                 (who may send what to whom; later issues)
+    ├── VerificationError
+    │   ├── SignatureInvalid        E_SIG_INVALID   envelope signature (or its key's owner) wrong
+    │   ├── SealInvalid             E_SEAL_INVALID  the issuing authority's document seal
+    │   └── DecryptionFailed        E_DECRYPT       HPKE open failed (wrong key, moved ciphertext)
+    ├── TrustError
+    │   ├── KeyUnknown              E_KEY_UNKNOWN   no such key id in the trust directory
+    │   ├── KeyRevoked              E_KEY_REVOKED   revoked (compromise: always; retired: after)
+    │   ├── KeyExpired              E_KEY_EXPIRED   outside not_before / not_after
+    │   ├── DirectoryUnsigned       E_DIRECTORY_UNSIGNED  too few valid root signatures
+    │   ├── DirectoryRollback       E_DIRECTORY_ROLLBACK  version not higher than the trusted one
+    │   └── DirectoryExpired        E_DIRECTORY_EXPIRED
+    ├── PolicyError                 E_POLICY_FORBIDDEN  the policy forbids this route
+    │   └── NotRecipient            E_NOT_RECIPIENT     addressed to another participant
     ├── TransportError
     │   ├── TransportClosed         E_TRANSPORT_CLOSED  closed on purpose (shutdown)
     │   └── TransportBroken         E_TRANSPORT_BROKEN  lost (network, broker restart)
@@ -36,12 +46,21 @@ __all__ = [
     "AdapterError",
     "BrokerError",
     "ConfigError",
+    "DecryptionFailed",
+    "DirectoryExpired",
+    "DirectoryRollback",
+    "DirectoryUnsigned",
     "InputError",
+    "KeyExpired",
+    "KeyRevoked",
+    "KeyUnknown",
+    "NotRecipient",
     "ParseError",
     "PolicyError",
-    "Problem",
     "SchemaError",
+    "SealInvalid",
     "SemanticError",
+    "SignatureInvalid",
     "StoreError",
     "TooLargeError",
     "TransportBroken",
@@ -142,16 +161,76 @@ class VerificationError(BrokerError):
     code: ClassVar[str] = "E_VERIFICATION"
 
 
+class SignatureInvalid(VerificationError):
+    """An envelope signature does not verify, or its key belongs to someone else."""
+
+    code: ClassVar[str] = "E_SIG_INVALID"
+
+
+class SealInvalid(VerificationError):
+    """The issuing authority's seal on a form does not verify."""
+
+    code: ClassVar[str] = "E_SEAL_INVALID"
+
+
+class DecryptionFailed(VerificationError):
+    """The payload could not be decrypted (wrong key, or ciphertext moved under another header)."""
+
+    code: ClassVar[str] = "E_DECRYPT"
+
+
 class TrustError(BrokerError):
     """A key or trust directory cannot be trusted."""
 
     code: ClassVar[str] = "E_TRUST"
 
 
+class KeyUnknown(TrustError):
+    """No key with this id is in the trust directory."""
+
+    code: ClassVar[str] = "E_KEY_UNKNOWN"
+
+
+class KeyRevoked(TrustError):
+    """The key was revoked (for compromise: whatever the date; retired: from then on)."""
+
+    code: ClassVar[str] = "E_KEY_REVOKED"
+
+
+class KeyExpired(TrustError):
+    """The key was not valid at the time in question (before not_before or after not_after)."""
+
+    code: ClassVar[str] = "E_KEY_EXPIRED"
+
+
+class DirectoryUnsigned(TrustError):
+    """The trust directory lacks a threshold of valid root signatures."""
+
+    code: ClassVar[str] = "E_DIRECTORY_UNSIGNED"
+
+
+class DirectoryRollback(TrustError):
+    """The trust directory's version is not higher than the trusted one."""
+
+    code: ClassVar[str] = "E_DIRECTORY_ROLLBACK"
+
+
+class DirectoryExpired(TrustError):
+    """The trust directory has expired."""
+
+    code: ClassVar[str] = "E_DIRECTORY_EXPIRED"
+
+
 class PolicyError(BrokerError):
     """The authorisation policy forbids this message."""
 
     code: ClassVar[str] = "E_POLICY_FORBIDDEN"
+
+
+class NotRecipient(PolicyError):
+    """The message is addressed to another participant."""
+
+    code: ClassVar[str] = "E_NOT_RECIPIENT"
 
 
 class TransportError(BrokerError):

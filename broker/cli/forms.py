@@ -1,13 +1,4 @@
-"""The ``evb`` command line: parse arguments, call the library, print the result.
-
-No business logic lives here. Every failure ends as a one-line message with a
-stable code and a non-zero exit status, never a traceback:
-
-* ``0`` success (``valid``);
-* ``1`` the document (or message) was refused: one ``CODE<TAB>POINTER<TAB>message``
-  line per problem on stdout;
-* ``2`` the command itself could not run (usage, unknown type, unreadable file).
-"""
+"""``evb schema``, ``evb validate`` and ``evb form``: the form catalogue on the command line."""
 
 from __future__ import annotations
 
@@ -16,29 +7,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
-from broker.errors import BrokerError, Problem
+from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage
+from broker.errors import Problem
 from broker.schema import DEFAULT_MAX_BYTES, Catalogue, Format, catalogue
 
-__all__ = ["main"]
-
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-
-
-class _Usage(Exception):
-    """The command cannot run as asked (exit 2)."""
-
-
-def _package_version() -> str:
-    try:
-        return version("evidence-broker")
-    except PackageNotFoundError:
-        return "unknown"
+__all__ = ["register"]
 
 
 def _max_bytes(value: str | None) -> int:
@@ -48,9 +24,9 @@ def _max_bytes(value: str | None) -> int:
     try:
         limit = int(raw)
     except ValueError:
-        raise _Usage(f"the size limit must be a whole number of bytes, not {raw!r}") from None
+        raise Usage(f"the size limit must be a whole number of bytes, not {raw!r}") from None
     if limit <= 0:
-        raise _Usage("the size limit must be positive")
+        raise Usage("the size limit must be positive")
     return limit
 
 
@@ -63,7 +39,7 @@ def _read_input(name: str, limit: int) -> bytes:
         with Path(name).open("rb") as handle:
             return handle.read(limit + 1)
     except OSError as exc:
-        raise _Usage(f"cannot read {name}: {exc.strerror or exc}") from exc
+        raise Usage(f"cannot read {name}: {exc.strerror or exc}") from exc
 
 
 def _detect_format(name: str, raw: bytes, explicit: str | None) -> Format:
@@ -130,20 +106,13 @@ def _cmd_form_template(args: argparse.Namespace) -> int:
     fmt: Format = "xml" if args.xml else "json"
     form_type = catalogue().get(args.type)
     if fmt == "xml" and not form_type.xml:
-        raise _Usage(f"{args.type} has no XML form")
+        raise Usage(f"{args.type} has no XML form")
     sys.stdout.write(catalogue().template(args.type, fmt).decode("utf-8"))
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of ``evb`` (exposed for documentation tools)."""
-    parser = argparse.ArgumentParser(
-        prog="evb",
-        description="evidence-broker: signed, schema-checked cross-border evidence requests.",
-    )
-    parser.add_argument("--version", action="version", version=f"evb {_package_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(commands: Commands) -> None:
+    """Add the catalogue commands to ``evb``'s sub-command parsers."""
     schema = commands.add_parser("schema", help="the form catalogue")
     schema_cmds = schema.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
     listing = schema_cmds.add_parser("list", help="one line per type: TYPE, SCHEMA_ID, LEGAL_BASIS")
@@ -176,27 +145,3 @@ def build_parser() -> argparse.ArgumentParser:
     tmpl.add_argument("type", metavar="TYPE")
     tmpl.add_argument("--xml", action="store_true", help="print the XML form (EIO annexes)")
     tmpl.set_defaults(func=_cmd_form_template)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``evb`` and return its exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        status: int = args.func(args)
-    except _Usage as exc:
-        print(f"evb: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokerError as exc:
-        print(f"evb: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:
-        # The reader went away (e.g. `evb schema show … | head`): not an error of ours.
-        sys.stderr.close()
-        return EXIT_OK
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
