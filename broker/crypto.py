@@ -55,6 +55,7 @@ __all__ = [
     "generate_signing_key",
     "hpke_open",
     "hpke_seal",
+    "is_b64u",
     "key_id",
 ]
 
@@ -86,7 +87,8 @@ _RAW_LENGTH = {
     ENC_HYBRID: _MLKEM768_PUBLIC + 32,
 }
 
-_B64U = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64U = re.compile(r"[A-Za-z0-9_-]*")
+_B64U_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def b64u_encode(data: bytes) -> str:
@@ -94,23 +96,37 @@ def b64u_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def is_b64u(text: str) -> bool:
+    """Return whether ``text`` is canonical base64url without padding (without decoding).
+
+    Canonical: the alphabet only, a possible length, and the unused low bits of the
+    last character zero, so that two texts never decode to the same bytes and a
+    signed value cannot be re-encoded unnoticed.
+    """
+    if not _B64U.fullmatch(text):
+        return False
+    rest = len(text) % 4
+    if rest == 1:
+        return False
+    if rest == 0:
+        return True
+    unused = 0b1111 if rest == 2 else 0b11
+    return _B64U_ALPHABET.index(text[-1]) & unused == 0
+
+
 def b64u_decode(text: str) -> bytes:
     """Decode canonical base64url without padding.
 
     Raises:
         ValueError: padding, characters outside the alphabet, or a non-canonical
-            encoding (one whose unused bits are not zero): two texts never decode to
-            the same bytes, so a signed value cannot be re-encoded unnoticed.
+            encoding (see :func:`is_b64u`).
     """
-    if not _B64U.match(text) or len(text) % 4 == 1:
+    if not is_b64u(text):
         raise ValueError("not base64url without padding")
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except binascii.Error as exc:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:  # unreachable after is_b64u; kept fail-closed
         raise ValueError("not base64url without padding") from exc
-    if b64u_encode(data) != text:
-        raise ValueError("non-canonical base64url")
-    return data
 
 
 def key_id(participant: str, use: Use, raw_public: bytes) -> str:
