@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from broker.forms import budapest, eevidence, eio, mla, protocol2, responses
+from broker.forms import budapest, directory, eevidence, eio, mla, protocol2, responses
 from broker.forms.base import Form
 
 __all__ = ["MODELS", "Form"]
 
-_MODULES = (budapest, mla, protocol2, eio, eevidence, responses)
+_MODULES = (budapest, mla, protocol2, eio, eevidence, responses, directory)
 
 #: Every form model by its catalogue type name.
 MODELS: Mapping[str, type[Form]] = {
