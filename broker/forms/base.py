@@ -168,9 +168,13 @@ class Model(BaseModel):
         serialize_by_alias=True,
     )
 
+    #: Fields whose wire form is "value or null" (e.g. an envelope's ``in_reply_to``);
+    #: forms have none: an optional member is absent, never null.
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
     @model_validator(mode="after")
     def _refuse_explicit_null(self) -> Self:
-        for name in self.model_fields_set:
+        for name in self.model_fields_set - self.nullable:
             if getattr(self, name) is None:
                 raise PydanticCustomError(
                     "evb_null", "null is not allowed: omit the member instead", {"field": name}
