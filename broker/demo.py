@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,9 @@ class _Walkthrough:
         self.state = state
         self.results: list[tuple[str, bool]] = []
 
-    def evb(self, *args: str, stdout_to: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def evb(
+        self, *args: str, stdout_to: Path | None = None, quiet: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         shown = "evb " + " ".join(shlex.quote(a) for a in args)
         if stdout_to is not None:
             shown += f" > {stdout_to}"
@@ -39,6 +42,8 @@ class _Walkthrough:
         )
         if stdout_to is not None:
             stdout_to.write_text(result.stdout)
+        elif quiet:
+            print(f"    ({len(result.stdout.splitlines())} lines of form)")
         else:
             for line in result.stdout.splitlines():
                 print("    " + line.replace("\t", "  "))
@@ -64,6 +69,66 @@ class _Walkthrough:
         path = self.state / name
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return path
+
+
+def _network_entry(participant: str) -> dict[str, Any]:
+    network = json.loads(
+        Path(__file__).resolve().parent.parent.joinpath("keys", "network.json").read_text()
+    )
+    entry: dict[str, Any] = next(p for p in network["participants"] if p["id"] == participant)
+    return entry
+
+
+def _envelopes(demo: _Walkthrough, state: Path, draft: Path) -> None:
+    print("== 8. Sign and encrypt it for Austria: keys, a signed trust directory, an envelope")
+    keys = state / "keys"
+    if keys.exists():
+        shutil.rmtree(keys)  # demo keys are made fresh every run, never reused or committed
+    for participant in ("root1", "DE.247", "AT.247"):
+        demo.evb("keys", "generate", participant, "--dir", str(keys / participant))
+    directory = state / "directory.json"
+    demo.evb("directory", "init", "--root", str(keys / "root1" / "root1.pub.json"),
+             "--threshold", "1", "--expires", "P30D", "-o", str(directory))  # fmt: skip
+    for participant in ("DE.247", "AT.247"):
+        entry = _network_entry(participant)
+        demo.evb(
+            "directory", "add", str(directory), str(keys / participant / f"{participant}.pub.json"),
+            "--role", entry["role"], "--country", entry["country"], "--name", entry["name"],
+        )  # fmt: skip
+    demo.evb("directory", "sign", str(directory), "--key", str(keys / "root1" / "root1.sig.pem"))
+    demo.expect("directory", demo.evb("directory", "verify", str(directory)), 0, None)
+    envelope = state / "envelope.json"
+    demo.expect(
+        "seal",
+        demo.evb("seal", "--type", T, "--from", "DE.247", "--to", "AT.247",
+                 "--keys", str(keys / "DE.247"), "--directory", str(directory), str(draft),
+                 "-o", str(envelope)),
+        0, None,
+    )  # fmt: skip
+    data = json.loads(envelope.read_text())
+    print(
+        f"    (envelope of {len(envelope.read_bytes())} bytes: header in clear, the form "
+        f"HPKE-sealed to {data['payload']['kid']}, signed by {data['sig']['kid']})\n"
+    )
+    demo.expect("verify", demo.evb("verify", str(envelope), "--directory", str(directory)), 0,
+                {"valid"})  # fmt: skip
+    print("== 9. Austria opens it: signature, keys, policy, decryption, schema, the issuer's seal")
+    opened = demo.evb("open", str(envelope), "--keys", str(keys / "AT.247"),
+                      "--directory", str(directory), quiet=True)  # fmt: skip
+    same = opened.returncode == 0 and json.loads(opened.stdout) == json.loads(draft.read_text())
+    demo.results.append(("open", same))
+    print(f"  -> {'the form arrived intact' if same else 'UNEXPECTED'}\n")
+    print("== 10. Anyone who alters the envelope on the way is caught")
+    data["priority"] = "emergency"
+    tampered = demo.write("envelope-tampered.json", data)
+    demo.expect("tampered", demo.evb("verify", str(tampered), "--directory", str(directory)), 1,
+                {"E_SIG_INVALID"})  # fmt: skip
+    demo.expect(
+        "wrong recipient",
+        demo.evb("open", str(envelope), "--keys", str(keys / "DE.247"),
+                 "--directory", str(directory)),
+        1, {"E_NOT_RECIPIENT"},
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -142,9 +207,11 @@ def main() -> int:
         "XXE attempt", demo.evb("validate", "--type", "eu.eio.a", str(attack)), 1, {"E_PARSE"}
     )
 
+    _envelopes(demo, state, draft)
+
     passed = sum(ok for _, ok in demo.results)
     summary = {
-        "demo": "forms",
+        "demo": "walkthrough",
         "steps": len(demo.results),
         "as_expected": passed,
         "unexpected": [what for what, ok in demo.results if not ok],
