@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from broker import crypto, keys, trust
-from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage
+from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage, read_input
 from broker.clock import SystemClock
 from broker.errors import InputError, PolicyError, SemanticError, TrustError
 from broker.files import atomic_write
@@ -49,14 +49,6 @@ def _duration(text: str) -> timedelta:
     return delta
 
 
-def _read(path: str, limit: int) -> bytes:
-    try:
-        with Path(path).open("rb") as handle:
-            return handle.read(limit + 1)
-    except OSError as exc:
-        raise Usage(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
 def _write(path: str, document: DirectoryDocument) -> None:
     try:
         atomic_write(Path(path), trust.dump_directory(document))
@@ -65,7 +57,7 @@ def _write(path: str, document: DirectoryDocument) -> None:
 
 
 def _load(path: str) -> DirectoryDocument:
-    return trust.parse_directory(_read(path, trust.DEFAULT_MAX_BYTES))
+    return trust.parse_directory(read_input(path, trust.DEFAULT_MAX_BYTES))
 
 
 def _root_keys(paths: list[str]) -> list[crypto.PublicKey]:
@@ -165,7 +157,7 @@ def _cmd_roots(args: argparse.Namespace) -> int:
 
 def _cmd_policy(args: argparse.Namespace) -> int:
     try:
-        policy = trust.parse_policy(_read(args.policy, MAX_POLICY_BYTES))
+        policy = trust.parse_policy(read_input(args.policy, MAX_POLICY_BYTES))
         unknown = trust.unknown_types(policy, (t.name for t in catalogue().types()))
         if unknown:
             raise SemanticError(f"the policy names types the catalogue lacks: {', '.join(unknown)}")
@@ -194,12 +186,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     previous = None
     if args.previous is not None:
         try:
-            previous = trust.trusted_directory(_read(args.previous, trust.DEFAULT_MAX_BYTES))
+            previous = trust.trusted_directory(read_input(args.previous, trust.DEFAULT_MAX_BYTES))
         except (InputError, TrustError) as exc:
             return _refuse(exc, f"{args.previous}: ")
     try:
         directory = trust.verify_directory(
-            _read(args.file, trust.DEFAULT_MAX_BYTES), now=SystemClock().now(), previous=previous
+            read_input(args.file, trust.DEFAULT_MAX_BYTES),
+            now=SystemClock().now(),
+            previous=previous,
         )
     except (InputError, TrustError) as exc:
         return _refuse(exc)

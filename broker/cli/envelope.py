@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from broker import keys
-from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage
+from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage, read_input
 from broker.clock import SystemClock
 from broker.envelope import (
     DEFAULT_MAX_ENVELOPE_BYTES,
@@ -28,21 +28,11 @@ from broker.trust.directory import TrustDirectory, verify_directory
 __all__ = ["register"]
 
 
-def _read(path: str, limit: int) -> bytes:
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read(limit + 1)
-        with Path(path).open("rb") as handle:
-            return handle.read(limit + 1)
-    except OSError as exc:
-        raise Usage(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
 def _directory(path: str) -> TrustDirectory:
     # The directory must verify under its own roots and be unexpired now. A node
     # additionally pins the previous version it trusted (rotation); the CLI takes
     # the file it is given as the root of trust, like `evb directory verify`.
-    return verify_directory(_read(path, 16 * 1024 * 1024), now=SystemClock().now())
+    return verify_directory(read_input(path, 16 * 1024 * 1024), now=SystemClock().now())
 
 
 def _refused(exc: BrokerError) -> int:
@@ -56,7 +46,7 @@ def _refused(exc: BrokerError) -> int:
 
 
 def _cmd_seal(args: argparse.Namespace) -> int:
-    raw = _read(args.form, DEFAULT_MAX_BYTES)
+    raw = read_input(args.form, DEFAULT_MAX_BYTES)
     try:
         keyset = keys.load_keyset(Path(args.keys), args.sender, keys.passphrase_from_env())
         directory = _directory(args.directory)
@@ -87,7 +77,7 @@ def _cmd_seal(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    raw = _read(args.envelope, DEFAULT_MAX_ENVELOPE_BYTES)
+    raw = read_input(args.envelope, DEFAULT_MAX_ENVELOPE_BYTES)
     try:
         envelope = verify_envelope(raw, _directory(args.directory))
     except BrokerError as exc:
@@ -99,7 +89,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_open(args: argparse.Namespace) -> int:
     key_dir = Path(args.keys)
     participant = args.as_ or _only_participant(key_dir)
-    raw = _read(args.envelope, DEFAULT_MAX_ENVELOPE_BYTES)
+    raw = read_input(args.envelope, DEFAULT_MAX_ENVELOPE_BYTES)
     try:
         keyset = keys.load_keyset(key_dir, participant, keys.passphrase_from_env())
         opened = open_envelope(

@@ -7,10 +7,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
-from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage
+from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage, read_input
 from broker.errors import Problem
 from broker.schema import DEFAULT_MAX_BYTES, Catalogue, Format, catalogue
 
@@ -28,18 +27,6 @@ def _max_bytes(value: str | None) -> int:
     if limit <= 0:
         raise Usage("the size limit must be positive")
     return limit
-
-
-def _read_input(name: str, limit: int) -> bytes:
-    # Read one byte past the limit: enough to know the input is too large without
-    # holding an arbitrarily large file in memory.
-    try:
-        if name == "-":
-            return sys.stdin.buffer.read(limit + 1)
-        with Path(name).open("rb") as handle:
-            return handle.read(limit + 1)
-    except OSError as exc:
-        raise Usage(f"cannot read {name}: {exc.strerror or exc}") from exc
 
 
 def _detect_format(name: str, raw: bytes, explicit: str | None) -> Format:
@@ -92,7 +79,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     limit = _max_bytes(args.max_bytes)
     cat = catalogue() if limit == DEFAULT_MAX_BYTES else Catalogue(max_bytes=limit)
     cat.get(args.type)  # an unknown type is a usage error, before reading anything
-    raw = _read_input(args.file, limit)
+    raw = read_input(args.file, limit)
     fmt = _detect_format(args.file, raw, args.format)
     problems = cat.check(args.type, raw, fmt)
     if not problems:
