@@ -5,7 +5,8 @@ Product, per 2 KiB form, schema validation excluded from both sides (as issue #4
   Ed25519), HPKE to the recipient bound to the header, the node signature, the
   envelope model — ``broker.envelope._seal_form``;
 * open: strict parse, envelope model, key judged at ``sent_at``, signature, policy,
-  recipient, HPKE open, the plaintext's shape, the seal — ``_decrypt`` + ``_check_seal``.
+  recipient, HPKE open, the plaintext's shape, the seal — ``authenticate_envelope``,
+  ``_authorise``, ``_decrypt`` and ``_check_seal``.
 
 Raw baseline in the same run, on the same bytes: one Ed25519 sign + one HPKE seal
 (and one Ed25519 verify + one HPKE open) with ``cryptography`` directly. The seal
@@ -29,7 +30,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker import crypto
-from broker.envelope import _check_seal, _decrypt, _seal_form
+from broker.envelope import (
+    _authorise,
+    _check_seal,
+    _decrypt,
+    _seal_form,
+    authenticate_envelope,
+)
 from broker.keys import KeySet, generate_keyset
 from broker.trust import (
     TrustDirectory,
@@ -94,8 +101,10 @@ def measure(hybrid: bool, seconds: float) -> dict[str, float]:
     raw = seal()
 
     def open_() -> str:
-        envelope, data, seal_ = _decrypt(raw, directory, "AT.247", [recipient.enc], 1 << 22)
-        return _check_seal(directory, envelope, data, seal_)
+        authenticated = authenticate_envelope(raw, directory, max_bytes=1 << 22)
+        _authorise(directory, authenticated.envelope)
+        data, seal_ = _decrypt(authenticated, "AT.247", [recipient.enc])
+        return _check_seal(directory, authenticated.envelope, data, seal_)
 
     if open_() != "DE.247":
         raise SystemExit("the benchmark envelope does not open")

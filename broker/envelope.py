@@ -55,13 +55,16 @@ from broker.schema import catalogue, load_json, pointer
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_BYTES",
     "ENVELOPE_VERSION",
+    "AuthenticatedEnvelope",
     "Directory",
     "Envelope",
     "OpenedEnvelope",
     "Payload",
     "Priority",
     "Signature",
+    "authenticate_envelope",
     "hpke_info",
+    "open_authenticated",
     "open_envelope",
     "seal_envelope",
     "signed_bytes",
@@ -431,6 +434,40 @@ def verify_envelope(
 
 
 def _verify(raw: bytes, directory: Directory, max_bytes: int) -> tuple[Envelope, dict[str, Any]]:
+    authenticated = authenticate_envelope(raw, directory, max_bytes=max_bytes)
+    # 5. Authorisation.
+    _authorise(directory, authenticated.envelope)
+    return authenticated.envelope, authenticated.data
+
+
+@dataclass(frozen=True)
+class AuthenticatedEnvelope:
+    """An envelope whose node signature verified (steps 1-4), not yet authorised or opened.
+
+    Attributes:
+        envelope: the parsed envelope.
+        data: its JSON data, as parsed.
+        digest: SHA-256 (lowercase hex) of its RFC 8785 bytes: two encodings of the same
+            signed envelope have one digest, two different envelopes never share one.
+    """
+
+    envelope: Envelope
+    data: dict[str, Any]
+    digest: str
+
+
+def authenticate_envelope(
+    raw: bytes,
+    directory: Directory,
+    *,
+    max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+) -> AuthenticatedEnvelope:
+    """Run steps 1-4 of :func:`verify_envelope`: size, shape, key, signature.
+
+    A node's inbox authenticates first, then deduplicates by message id, then calls
+    :func:`open_authenticated` (policy, recipient, decryption, form, seal): a replay
+    of a known message is answered before any further work is spent on it.
+    """
     # 1-2. Size, syntax, shape.
     envelope, data = _parse(raw, max_bytes)
     try:
@@ -454,9 +491,12 @@ def _verify(raw: bytes, directory: Directory, max_bytes: int) -> tuple[Envelope,
         _check_signature(directory, data, envelope.sig_pq, envelope.from_, at)
     elif directory.suite(envelope.from_) == "hybrid":
         raise SignatureInvalid(f"{envelope.from_} uses the hybrid suite: sig_pq is missing")
-    # 5. Authorisation.
+    digest = hashlib.sha256(canonical(data)).hexdigest()
+    return AuthenticatedEnvelope(envelope=envelope, data=data, digest=digest)
+
+
+def _authorise(directory: Directory, envelope: Envelope) -> None:
     directory.check_route(envelope.from_, envelope.to, envelope.type)
-    return envelope, data
 
 
 def open_envelope(
@@ -479,7 +519,24 @@ def open_envelope(
     9. the seal: a seal or signing key valid at ``sent_at`` (trust codes) whose
        signature over the form verifies (``E_SEAL_INVALID``).
     """
-    envelope, form_data, seal = _decrypt(raw, directory, recipient, decryption_keys, max_bytes)
+    authenticated = authenticate_envelope(raw, directory, max_bytes=max_bytes)
+    return open_authenticated(
+        authenticated, directory, recipient=recipient, decryption_keys=decryption_keys
+    )
+
+
+def open_authenticated(
+    authenticated: AuthenticatedEnvelope,
+    directory: Directory,
+    *,
+    recipient: str,
+    decryption_keys: Sequence[crypto.DecryptionKey],
+) -> OpenedEnvelope:
+    """Run steps 5-9 of :func:`open_envelope` on an authenticated envelope."""
+    envelope = authenticated.envelope
+    # 5. Authorisation.
+    _authorise(directory, envelope)
+    form_data, seal = _decrypt(authenticated, recipient, decryption_keys)
     # 8. The form.
     form = catalogue().parse_obj(envelope.type, form_data)
     # 9. The seal of the issuing authority.
@@ -488,14 +545,12 @@ def open_envelope(
 
 
 def _decrypt(
-    raw: bytes,
-    directory: Directory,
+    authenticated: AuthenticatedEnvelope,
     recipient: str,
     decryption_keys: Sequence[crypto.DecryptionKey],
-    max_bytes: int,
-) -> tuple[Envelope, Any, Signature]:
-    # Steps 1-7 of open_envelope, and the plaintext's shape.
-    envelope, data = _verify(raw, directory, max_bytes)
+) -> tuple[Any, Signature]:
+    # Steps 6-7 of open_envelope, and the plaintext's shape.
+    envelope = authenticated.envelope
     # 6. Ours?
     if envelope.to != recipient:
         raise NotRecipient(f"the envelope is addressed to {envelope.to}")
@@ -509,7 +564,7 @@ def _decrypt(
         envelope.payload.suite,
         crypto.b64u_decode(envelope.payload.enc),
         crypto.b64u_decode(envelope.payload.ct),
-        hpke_info(data),
+        hpke_info(authenticated.data),
     )
     inner, _ = load_json(plaintext)
     if not isinstance(inner, dict) or set(inner) != {"form", "seal"}:
@@ -521,7 +576,7 @@ def _decrypt(
         seal = Signature.model_validate(inner["seal"])
     except PydanticValidationError as exc:
         raise SealInvalid("the seal is malformed") from exc
-    return envelope, inner["form"], seal
+    return inner["form"], seal
 
 
 def _check_seal(directory: Directory, envelope: Envelope, form_data: Any, seal: Signature) -> str:

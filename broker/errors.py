@@ -24,9 +24,17 @@ and in logs; messages are for humans and may change, codes never do::
     │   └── DirectoryExpired        E_DIRECTORY_EXPIRED
     ├── PolicyError                 E_POLICY_FORBIDDEN  the policy forbids this route
     │   └── NotRecipient            E_NOT_RECIPIENT     addressed to another participant
+    ├── DeliveryError               (an authentic message that cannot take effect)
+    │   ├── ReplayError             E_REPLAY        a known message id with a different envelope
+    │   ├── ClockSkew               E_CLOCK_SKEW    sent_at too far ahead or older than the window
+    │   ├── ReceiptUnknown          E_RECEIPT_UNKNOWN   a receipt for a message never sent
+    │   ├── ReceiptMismatch         E_RECEIPT_MISMATCH  from the wrong peer, or for other bytes
+    │   └── DeliveryLimit           E_DELIVERY_LIMIT    dead-lettered by the broker (too many tries)
     ├── TransportError
     │   ├── TransportClosed         E_TRANSPORT_CLOSED  closed on purpose (shutdown)
-    │   └── TransportBroken         E_TRANSPORT_BROKEN  lost (network, broker restart)
+    │   ├── TransportBroken         E_TRANSPORT_BROKEN  lost (network, broker restart)
+    │   ├── Unroutable              E_UNROUTABLE    returned by the broker: no queue bound
+    │   └── PublishNacked           E_NACK          the broker refused to take the message
     ├── StoreError                  E_STORE
     ├── AdapterError                E_ADAPTER
     └── ConfigError                 E_CONFIG
@@ -45,8 +53,11 @@ from typing import ClassVar
 __all__ = [
     "AdapterError",
     "BrokerError",
+    "ClockSkew",
     "ConfigError",
     "DecryptionFailed",
+    "DeliveryError",
+    "DeliveryLimit",
     "DirectoryExpired",
     "DirectoryRollback",
     "DirectoryUnsigned",
@@ -57,6 +68,10 @@ __all__ = [
     "NotRecipient",
     "ParseError",
     "PolicyError",
+    "PublishNacked",
+    "ReceiptMismatch",
+    "ReceiptUnknown",
+    "ReplayError",
     "SchemaError",
     "SealInvalid",
     "SemanticError",
@@ -68,6 +83,7 @@ __all__ = [
     "TransportError",
     "TrustError",
     "UnknownTypeError",
+    "Unroutable",
     "VerificationError",
 ]
 
@@ -233,6 +249,42 @@ class NotRecipient(PolicyError):
     code: ClassVar[str] = "E_NOT_RECIPIENT"
 
 
+class DeliveryError(BrokerError):
+    """An authentic message that cannot take effect here."""
+
+    code: ClassVar[str] = "E_DELIVERY"
+
+
+class ReplayError(DeliveryError):
+    """A known message id arrived with a different envelope (a replay or a forgery)."""
+
+    code: ClassVar[str] = "E_REPLAY"
+
+
+class ClockSkew(DeliveryError):
+    """``sent_at`` lies too far in the future, or before the node's age window."""
+
+    code: ClassVar[str] = "E_CLOCK_SKEW"
+
+
+class ReceiptUnknown(DeliveryError):
+    """A receipt for a message this node never sent."""
+
+    code: ClassVar[str] = "E_RECEIPT_UNKNOWN"
+
+
+class ReceiptMismatch(DeliveryError):
+    """A receipt from another participant than the recipient, or for other bytes."""
+
+    code: ClassVar[str] = "E_RECEIPT_MISMATCH"
+
+
+class DeliveryLimit(DeliveryError):
+    """The broker dead-lettered the delivery after too many failed attempts."""
+
+    code: ClassVar[str] = "E_DELIVERY_LIMIT"
+
+
 class TransportError(BrokerError):
     """The message transport failed."""
 
@@ -249,6 +301,18 @@ class TransportBroken(TransportError):
     """The transport was lost (network failure, broker restart)."""
 
     code: ClassVar[str] = "E_TRANSPORT_BROKEN"
+
+
+class Unroutable(TransportError):
+    """The broker returned a mandatory message: no queue is bound for its route."""
+
+    code: ClassVar[str] = "E_UNROUTABLE"
+
+
+class PublishNacked(TransportError):
+    """The broker refused a message (negative publisher confirm, e.g. a full queue)."""
+
+    code: ClassVar[str] = "E_NACK"
 
 
 class StoreError(BrokerError):

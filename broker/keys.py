@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from broker import crypto, ids
 from broker.clock import parse_wire_time, wire_time
 from broker.errors import ConfigError, ParseError, Problem, SchemaError, TooLargeError
-from broker.files import atomic_write
+from broker.files import atomic_write, read_bounded
 from broker.schema import load_json
 
 __all__ = [
@@ -367,17 +367,6 @@ def parse_public(data: bytes, what: str = "the public key file") -> PublicKeySet
     return PublicKeySet(participant, cast(Suite, suite), keys)
 
 
-def _read_bounded(path: Path, limit: int, what: str) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-    if len(data) > limit:
-        raise TooLargeError(f"{what} {path} is over {limit} bytes")
-    return data
-
-
 def read_public(path: Path) -> PublicKeySet:
     """Read and strictly check an ``ID.pub.json`` file.
 
@@ -390,12 +379,12 @@ def read_public(path: Path) -> PublicKeySet:
         ParseError: not JSON (see :func:`parse_public`).
         SchemaError: not a valid public key file (see :func:`parse_public`).
     """
-    return parse_public(_read_bounded(path, _MAX_PUBLIC_BYTES, "public key file"), str(path))
+    return parse_public(read_bounded(path, _MAX_PUBLIC_BYTES, "public key file"), str(path))
 
 
 def _load_private(path: Path, passphrase: bytes | None) -> PrivateKeyTypes:
     """Load one PKCS#8 PEM private key, translating every failure to ConfigError."""
-    data = _read_bounded(path, _MAX_PEM_BYTES, "key file")
+    data = read_bounded(path, _MAX_PEM_BYTES, "key file")
     # An encrypted PKCS#8 PEM is labelled "ENCRYPTED" (the label is not spelt out
     # whole: no file outside tests/ may contain the private-key PEM label).
     encrypted = data.lstrip().startswith(b"-----BEGIN ENCRYPTED ")
