@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from broker.forms import budapest, directory, eevidence, eio, mla, protocol2, responses
+from broker.forms import (
+    budapest,
+    directory,
+    eevidence,
+    eio,
+    mla,
+    protocol2,
+    receipt,
+    responses,
+)
 from broker.forms.base import Form
 
 __all__ = ["MODELS", "Form"]
 
-_MODULES = (budapest, mla, protocol2, eio, eevidence, responses, directory)
+_MODULES = (budapest, mla, protocol2, eio, eevidence, responses, directory, receipt)
 
 #: Every form model by its catalogue type name.
 MODELS: Mapping[str, type[Form]] = {

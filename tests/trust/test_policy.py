@@ -140,7 +140,25 @@ def test_only_a_judicial_authority_issues_e_evidence_orders(message_type: str) -
 def test_a_service_provider_answers_but_never_orders(to_role: Role) -> None:
     for message_type in MESSAGE_TYPES:
         if _allows("service_provider", to_role, message_type):
-            assert message_type.startswith("case.") or message_type == "eu.epoc.inability"
+            assert message_type.startswith("case.") or message_type in {
+                "eu.epoc.inability",
+                "msg.receipt",
+            }
+
+
+def test_receipts_go_back_along_every_route() -> None:
+    # DESIGN §2: whoever may receive a message returns a signed receipt to its sender;
+    # receipts take no other route (a route without a message has nothing to receipt).
+    routes = {
+        (rule.from_role, rule.to_role)
+        for rule in default_policy().rules
+        if any(pattern != "msg.receipt" for pattern in rule.types)
+    }
+    assert len(routes) == 13
+    for from_role in ROLES:
+        for to_role in ROLES:
+            expected = (to_role, from_role) in routes
+            assert _allows(from_role, to_role, "msg.receipt") is expected, (from_role, to_role)
 
 
 # -- matching --------------------------------------------------------------------------------
