@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv lint test demo bench clean
+.PHONY: venv lint test demo walkthrough bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ test: lint
 demo: venv
 	$(BIN)/python -m broker.demo
 
+walkthrough: venv
+	$(BIN)/python -m broker.walkthrough
+
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .demo
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .demo .evb-demo

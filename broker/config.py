@@ -15,6 +15,7 @@ The file (``evb node run --config FILE``; ``EVB_CONFIG`` names it for every comm
     ca_file = ""; cert_file = ""; key_file = ""   # TLS (amqps://)
     max_length = 100000                    # inbound queue length (overflow rejects)
     delivery_limit = 20                    # redeliveries before dead-lettering
+    concurrency = 8                        # deliveries handled at once per lane group
 
     [limits]                               # EVB_LIMITS_<KEY>
     max_envelope_bytes = 2097152
@@ -78,6 +79,7 @@ class AmqpConfig:
     key_file: Path | None = None
     max_length: int = 100_000
     delivery_limit: int = 20
+    concurrency: int = 8
 
     def __repr__(self) -> str:
         return f"AmqpConfig(url=<redacted>, prefetch={self.prefetch})"
@@ -254,6 +256,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         else None,
         max_length=_int(_or(amqp_values["max_length"], 100_000), "amqp.max_length"),
         delivery_limit=_int(_or(amqp_values["delivery_limit"], 20), "amqp.delivery_limit"),
+        concurrency=_int(_or(amqp_values["concurrency"], 8), "amqp.concurrency"),
     )
     if amqp.url.split("://", 1)[0] not in ("amqp", "amqps"):
         raise ConfigError("amqp.url must be an amqp:// or amqps:// URL")

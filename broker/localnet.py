@@ -11,9 +11,10 @@ the key ceremony of ``keys/README.md`` and ``evb directory``/``evb site``/``evb 
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -24,15 +25,25 @@ from broker.errors import ConfigError
 from broker.files import atomic_write
 from broker.forms.directory import Role
 from broker.store.atrest import generate_storage_key
+from broker.transport import (
+    ManagementClient,
+    create_link,
+    delete_link,
+    ensure_link_user,
+    link_name,
+    node_username,
+    provision_site,
+)
 from broker.trust.directory import (
     add_participant,
     dump_directory,
     init_directory,
     sign_directory,
+    trusted_directory,
 )
 from broker.trust.policy import parse_policy
 
-__all__ = ["LocalNetwork", "build_network", "network_description"]
+__all__ = ["LocalNetwork", "build_network", "network_description", "provision", "teardown"]
 
 
 def _keys_dir() -> Path:
@@ -69,13 +80,23 @@ class LocalNetwork:
     configs: Mapping[str, Path]
     sites: Mapping[str, str]
     amqp_url: str
+    passwords: Mapping[str, str]
 
-    def vhost_url(self, vhost: str) -> str:
-        """Return the AMQP URL of ``vhost`` on this server."""
+    def vhost_url(self, vhost: str, user: str | None = None, password: str = "") -> str:
+        """Return the AMQP URL of ``vhost`` on this server (as ``user`` if given)."""
         parts = urllib.parse.urlsplit(self.amqp_url)
+        netloc = parts.netloc
+        if user is not None:
+            host = netloc.rsplit("@", 1)[-1]
+            quoted = urllib.parse.quote(user, safe="") + ":" + urllib.parse.quote(password, safe="")
+            netloc = f"{quoted}@{host}"
         return urllib.parse.urlunsplit(
-            (parts.scheme, parts.netloc, "/" + urllib.parse.quote(vhost, safe=""), "", "")
+            (parts.scheme, netloc, "/" + urllib.parse.quote(vhost, safe=""), "", "")
         )
+
+    def site_participants(self, site: str) -> list[str]:
+        """Return the participants whose node lives in ``site``."""
+        return sorted(p for p, e in self.participants.items() if e["routing"]["site"] == site)
 
 
 def build_network(
@@ -162,6 +183,7 @@ def build_network(
         configs={},
         sites=sites,
         amqp_url=amqp_url,
+        passwords={p: secrets.token_urlsafe(18) for p in entries},
     )
     configs: dict[str, Path] = {}
     for participant, entry in entries.items():
@@ -175,8 +197,10 @@ def build_network(
         key_file = state / f"{slug}.storage.key"
         if not key_file.exists():
             generate_storage_key(key_file)
+        vhost = entry["routing"]["vhost"]
+        user = node_username(vhost, participant)
         tables: dict[str, dict[str, Any]] = {
-            "amqp": {"url": base.vhost_url(entry["routing"]["vhost"])},
+            "amqp": {"url": base.vhost_url(vhost, user, base.passwords[participant])},
         }
         for table, values in (settings or {}).get(participant, {}).items():
             tables.setdefault(table, {}).update(values)
@@ -196,14 +220,51 @@ def build_network(
             0o600,
         )
         configs[participant] = config
-    return LocalNetwork(
-        state=state,
-        directory=directory_path,
-        participants=entries,
-        configs=configs,
-        sites=sites,
-        amqp_url=amqp_url,
-    )
+    return replace(base, configs=configs)
+
+
+async def provision(network: LocalNetwork, mgmt: ManagementClient) -> None:
+    """Create the network's sites (vhosts, topology, node users) and link them all.
+
+    Every pair of sites gets a dynamic shovel each way, dialling the other site as a
+    link user that may only publish to its ``evb.arrive``.
+    """
+    directory = trusted_directory(network.directory.read_bytes())
+    for site in sorted(network.sites):
+        await provision_site(
+            mgmt,
+            directory,
+            site,
+            amqp_url=network.amqp_url,
+            node_passwords={p: network.passwords[p] for p in network.site_participants(site)},
+        )
+    for source in sorted(network.sites):
+        for target in sorted(network.sites):
+            if source == target:
+                continue
+            password = secrets.token_urlsafe(18)
+            user = await ensure_link_user(mgmt, network.sites[target], source, password)
+            await create_link(
+                mgmt,
+                directory,
+                source,
+                target,
+                network.vhost_url(network.sites[target], user, password),
+            )
+
+
+async def teardown(network: LocalNetwork, mgmt: ManagementClient) -> None:
+    """Remove what :func:`provision` created: links, vhosts (with their queues), users."""
+    for source in sorted(network.sites):
+        for target in sorted(network.sites):
+            if source != target:
+                # The vhosts go below, and with them the link queues.
+                await delete_link(mgmt, link_name(source, target))
+                await mgmt.delete_user(f"{network.sites[target]}.link-{source}")
+    for participant, entry in network.participants.items():
+        await mgmt.delete_user(node_username(entry["routing"]["vhost"], participant))
+    for vhost in network.sites.values():
+        await mgmt.delete_vhost(vhost)
 
 
 def _value(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""``make demo``: a walkthrough of writing, validating and rejecting a preservation request.
+"""``make walkthrough``: write, validate and reject a preservation request; seal one envelope.
 
 It runs the real ``evb`` command line (``python -m broker``) step by step, shows each
 command and its output, and keeps its files in ``.demo/`` (git-ignored). The last

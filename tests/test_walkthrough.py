@@ -1,4 +1,4 @@
-"""`make demo`'s entry point runs and every verdict in it is as expected."""
+"""`make walkthrough` runs and every verdict in it is as expected."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 @pytest.mark.slow
 def test_demo_walkthrough(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "broker.demo"],
+        [sys.executable, "-m", "broker.walkthrough"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

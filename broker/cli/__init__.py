@@ -16,14 +16,14 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from broker.cli import directory, envelope, forms, keys
+from broker.cli import directory, envelope, forms, keys, node
 from broker.cli.common import EXIT_OK, EXIT_USAGE, Usage
 from broker.errors import BrokerError
 
 __all__ = ["main"]
 
 #: Command modules, each adding its sub-commands with ``register(commands)``.
-_COMMAND_MODULES = (forms, keys, directory, envelope)
+_COMMAND_MODULES = (forms, keys, directory, envelope, node)
 
 
 def _package_version() -> str:

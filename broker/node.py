@@ -1,0 +1,350 @@
+"""A running node: the outbox publisher, the inbox consumer and their owner.
+
+:func:`open_node` loads what a node is (configuration, private keys, the signed trust
+directory, the store); :meth:`Node.run` connects to the site's RabbitMQ, declares the
+node's topology and runs, in one task group:
+
+* the **publisher loop**: claims due outbox rows (emergency first), publishes them to
+  the node's outbound exchange with ``mandatory=True`` and publisher confirms, and
+  moves each row through :mod:`broker.delivery` — ``sent`` only on a confirm; a
+  return, nack or lost connection schedules a retry from the route's profile; a
+  receipt that does not come in time re-sends the same bytes; an exhausted profile
+  is ``failed`` and raises an alert (``evb outbox retry`` resumes it);
+* the **consumer** of the node's emergency, inbound and quarantine queues, which hands
+  every delivery to :class:`~broker.inbox.Inbox` and acks it only after the store
+  committed (a store failure requeues it);
+* the **release loop**, which reprocesses quarantine entries an operator released.
+
+Shutdown (SIGTERM / SIGINT → the ``stop`` event): consumers are cancelled, in-flight
+deliveries finish and are acked, the publisher finishes its round, then the channels
+and the store close. Deadlines are never kept by holding deliveries unacked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from broker import delivery
+from broker.clock import Clock, SystemClock
+from broker.config import NodeConfig
+from broker.errors import BrokerError, StoreError, TransportError
+from broker.identity import Identity, load_identity
+from broker.inbox import Inbox, InboxResult
+from broker.store import open_store
+from broker.store.atrest import load_storage_key
+from broker.store.base import AuditEvent, OutboundMessage, Store
+from broker.transport import (
+    AmqpSettings,
+    Consumer,
+    Delivery,
+    Outcome,
+    Outgoing,
+    Publisher,
+    connect,
+    node_names,
+    routing_key,
+)
+
+__all__ = ["Node", "NodeStats", "open_node", "run_until_signalled"]
+
+log = structlog.get_logger(__name__)
+
+#: How often the publisher loop looks for due rows when nothing wakes it.
+_IDLE_POLL_SECONDS = 0.5
+#: How often released quarantine entries are looked for.
+_RELEASE_POLL_SECONDS = 1.0
+
+
+@dataclass
+class NodeStats:
+    """Counters of a running node (for logs, the demo and benchmarks)."""
+
+    published: int = 0
+    publish_failed: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+
+    def count(self, result: InboxResult) -> None:
+        """Count one inbox result by status."""
+        self.results[result.status] = self.results.get(result.status, 0) + 1
+
+
+class Node:
+    """One participant's node (see the module docstring)."""
+
+    def __init__(self, config: NodeConfig, identity: Identity, store: Store, clock: Clock) -> None:
+        """Wire a node from its parts (use :func:`open_node`)."""
+        self.config = config
+        self.identity = identity
+        self.store = store
+        self.clock = clock
+        self.inbox = Inbox(store, identity, clock, config.limits, config.retry_for)
+        self.stats = NodeStats()
+        self.ready = asyncio.Event()
+        self._exchange = node_names(config.participant).exchange
+
+    @property
+    def participant(self) -> str:
+        """The node's participant id."""
+        return self.config.participant
+
+    def amqp_settings(self) -> AmqpSettings:
+        """Return the transport settings of this node."""
+        amqp = self.config.amqp
+        return AmqpSettings(
+            url=amqp.url,
+            prefetch=amqp.prefetch,
+            heartbeat=amqp.heartbeat,
+            ca_file=amqp.ca_file,
+            cert_file=amqp.cert_file,
+            key_file=amqp.key_file,
+            connection_name=f"evb node {self.participant}",
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then drain and close.
+
+        Raises:
+            TransportError: RabbitMQ cannot be reached at start.
+        """
+        settings = self.amqp_settings()
+        connection = await connect(settings)
+        try:
+            # The site administrator declared the node's topology (evb site setup);
+            # the node, under its own restricted user, checks it passively.
+            async with (
+                Publisher(connection, window=self.config.publisher.window) as publisher,
+                Consumer(
+                    connection,
+                    self.participant,
+                    self._on_delivery,
+                    prefetch=settings.prefetch,
+                    concurrency=self.config.amqp.concurrency,
+                ) as consumer,
+            ):
+                log.info("node.started", participant=self.participant)
+                self.ready.set()
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._publish_loop(publisher, stop))
+                    tasks.create_task(self._release_loop(stop))
+                    await stop.wait()
+                    # Drain: stop taking deliveries, finish those in flight.
+                    await consumer.stop()
+        finally:
+            self.ready.clear()
+            with contextlib.suppress(TransportError):
+                await connection.close()
+            log.info("node.stopped", participant=self.participant)
+
+    # -- inbox ----------------------------------------------------------------------------
+
+    async def _on_delivery(self, item: Delivery) -> Outcome:
+        """Handle one delivery: ack it once stored, requeue it on store trouble."""
+        try:
+            result = await self.inbox.handle(item.body, dead_lettered=item.lane == "quarantine")
+        except StoreError as exc:
+            log.error("inbox.store_failed", code=exc.code, redelivered=item.redelivered)
+            return Outcome.REQUEUE
+        self.stats.count(result)
+        return Outcome.ACK
+
+    async def _release_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                entries = await self.store.claim_released(limit=16)
+                for entry in entries:
+                    if entry.raw is not None:
+                        result = await self.inbox.handle(entry.raw)
+                        self.stats.count(result)
+                        log.info(
+                            "quarantine.reprocessed",
+                            quarantine_id=entry.id,
+                            status=result.status,
+                            code=result.code,
+                        )
+            except StoreError as exc:
+                log.error("release.store_failed", code=exc.code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _RELEASE_POLL_SECONDS)
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    async def _publish_loop(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                published = await self.publish_round(publisher)
+            except StoreError as exc:
+                log.error("outbox.store_failed", code=exc.code)
+                published = 0
+            if published == 0 and not stop.is_set():
+                waiter = asyncio.ensure_future(self.store.wait_outbox(_IDLE_POLL_SECONDS))
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (waiter, stopper):
+                        task.cancel()
+                    await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    async def publish_round(self, publisher: Publisher) -> int:
+        """Publish the outbox rows due now; return how many were published."""
+        now = self.clock.now()
+        rows = await self.store.claim_due(
+            now, self.config.publisher.batch, self.config.publisher.lease.total_seconds()
+        )
+        if not rows:
+            return 0
+        to_send: list[tuple[OutboundMessage, delivery.Delivery]] = []
+        for row in rows:
+            current = _delivery(row)
+            if row.state == "sent" and not row.expects_receipt:
+                # A receipt requeued because its message arrived again: send it again.
+                current = replace(current, state="queued")
+            elif row.state == "sent":
+                # Claimed while sent: the receipt is overdue (the claim moved
+                # next_attempt_at by the lease; it was due now).
+                after = delivery.step(
+                    replace(current, next_attempt_at=now),
+                    delivery.Due(at=now),
+                    self.config.retry_for(row.recipient),
+                    expects_receipt=row.expects_receipt,
+                )
+                if after.state == "failed":
+                    await self._fail(row, current, after)
+                    continue
+                current = after
+            to_send.append((row, current))
+        if not to_send:
+            return 0
+        outcomes = await publisher.publish_many(
+            [
+                Outgoing(
+                    exchange=self._exchange,
+                    routing_key=routing_key(row.recipient, row.priority),
+                    body=row.envelope,
+                    message_id=row.id,
+                    emergency=row.priority == "emergency",
+                )
+                for row, _ in to_send
+            ]
+        )
+        done = self.clock.now()
+        published = 0
+        for (row, before), outcome in zip(to_send, outcomes, strict=True):
+            event: delivery.Event
+            if outcome is None:
+                published += 1
+                event = delivery.Published(at=done)
+            else:
+                event = delivery.PublishFailed(at=done, code=outcome.code)
+            after = delivery.step(
+                before, event, self.config.retry_for(row.recipient), row.expects_receipt
+            )
+            if after.state == "failed":
+                await self._fail(row, _delivery(row), after)
+                continue
+            audit = AuditEvent(
+                event="message.sent" if outcome is None else "message.publish_failed",
+                at=done,
+                message_id=row.id,
+                case_id=row.case_id,
+                peer=row.recipient,
+                code=None if outcome is None else outcome.code,
+                details={"attempt": after.attempts, "type": row.type},
+            )
+            await self.store.update_delivery(
+                row.id,
+                state=after.state,
+                attempts=after.attempts,
+                next_attempt_at=after.next_attempt_at,
+                code=after.code,
+                events=[audit],
+                expect_state=[row.state],
+            )
+        self.stats.published += published
+        self.stats.publish_failed += len(to_send) - published
+        return len(to_send)
+
+    async def _fail(
+        self, row: OutboundMessage, before: delivery.Delivery, after: delivery.Delivery
+    ) -> None:
+        now = self.clock.now()
+        events = [
+            AuditEvent(
+                event="delivery.failed",
+                at=now,
+                message_id=row.id,
+                case_id=row.case_id,
+                peer=row.recipient,
+                code=after.code,
+                details={"attempts": after.attempts, "type": row.type},
+            ),
+            AuditEvent(
+                event="alert.raised",
+                at=now,
+                message_id=row.id,
+                case_id=row.case_id,
+                peer=row.recipient,
+                code=after.code,
+                details={"alert": "delivery_failed", "resume": f"evb outbox retry {row.id}"},
+            ),
+        ]
+        updated = await self.store.update_delivery(
+            row.id,
+            state="failed",
+            attempts=after.attempts,
+            next_attempt_at=None,
+            code=after.code,
+            events=events,
+            expect_state=[before.state],
+        )
+        if updated:
+            log.error(
+                "alert.delivery_failed",
+                message_id=row.id,
+                peer=row.recipient,
+                code=after.code,
+                attempts=after.attempts,
+            )
+
+
+def _delivery(row: OutboundMessage) -> delivery.Delivery:
+    return delivery.Delivery(
+        state=row.state, attempts=row.attempts, next_attempt_at=row.next_attempt_at, code=row.code
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_node(config: NodeConfig, *, clock: Clock | None = None) -> AsyncIterator[Node]:
+    """Load a node's identity and open its store; close the store on exit.
+
+    Raises:
+        ConfigError, TrustError, StoreError: the node cannot be set up.
+    """
+    clock = clock or SystemClock()
+    identity = load_identity(config, clock)
+    storage_key = load_storage_key(config.storage_key_file)
+    async with open_store(config.store, storage_key, clock) as store:
+        yield Node(config, identity, store, clock)
+
+
+async def run_until_signalled(node: Node, signals: Sequence[int]) -> None:
+    """Run ``node`` until one of ``signals`` arrives (SIGTERM, SIGINT), then drain."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await node.run(stop)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def describe_error(exc: BrokerError) -> str:
+    """Return ``CODE: message`` for an error (for logs and the CLI)."""
+    return f"{exc.code}: {exc.message}"
