@@ -12,18 +12,21 @@ stable code and a non-zero exit status, never a traceback:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from broker.cli import directory, envelope, forms, keys, node
+import structlog
+
+from broker.cli import directory, envelope, forms, keys, links, node
 from broker.cli.common import EXIT_OK, EXIT_USAGE, Usage
 from broker.errors import BrokerError
 
 __all__ = ["main"]
 
 #: Command modules, each adding its sub-commands with ``register(commands)``.
-_COMMAND_MODULES = (forms, keys, directory, envelope, node)
+_COMMAND_MODULES = (forms, keys, directory, envelope, node, links)
 
 
 def _package_version() -> str:
@@ -46,8 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_logs() -> None:
+    # Command output goes to stdout and must stay parseable (--json): the library's
+    # logs go to stderr, warnings and errors only. `evb node run` logs everything.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``evb`` and return its exit status."""
+    _quiet_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -99,6 +100,7 @@ def _configure_logging(json_logs: bool) -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
@@ -210,10 +212,7 @@ def _cmd_inbox(args: argparse.Namespace) -> int:
             _print_json(rows)
             return EXIT_OK
         _table(
-            [
-                [r.id, _time(r.received_at), r.sender, r.type, r.status, r.code or ""]
-                for r in rows
-            ],
+            [[r.id, _time(r.received_at), r.sender, r.type, r.status, r.code or ""] for r in rows],
             ["MESSAGE", "RECEIVED", "FROM", "TYPE", "STATUS", "CODE"],
         )
         return EXIT_OK
@@ -231,10 +230,7 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
             _print_json(rows)
             return EXIT_OK
         _table(
-            [
-                [r.id, _time(r.created_at), r.recipient, r.type, r.state, *_tries(r)]
-                for r in rows
-            ],
+            [[r.id, _time(r.created_at), r.recipient, r.type, r.state, *_tries(r)] for r in rows],
             ["MESSAGE", "CREATED", "TO", "TYPE", "STATE", "TRIES", "CODE"],
         )
         return EXIT_OK
@@ -403,9 +399,7 @@ def register(commands: Commands) -> None:
 
     outbox = commands.add_parser("outbox", help="messages sent and their delivery state")
     _with_config(outbox)
-    outbox.add_argument(
-        "--state", choices=("queued", "sent", "delivered", "rejected", "failed")
-    )
+    outbox.add_argument("--state", choices=("queued", "sent", "delivered", "rejected", "failed"))
     outbox.add_argument("--limit", type=int, default=100)
     outbox.set_defaults(func=_cmd_outbox)
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND")
