@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TypeAlias
 
+from broker.errors import BrokerError, InputError
+
 __all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "Commands", "Usage", "read_input"]
 
 #: What ``register(commands)`` receives: ``evb``'s sub-command parsers (argparse has
@@ -38,3 +40,14 @@ def read_input(name: str, limit: int) -> bytes:
             return handle.read(limit + 1)
     except OSError as exc:
         raise Usage(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+def print_refusal(exc: BrokerError) -> int:
+    """Print one ``CODE<TAB>POINTER<TAB>message`` line per problem; return ``EXIT_REFUSED``."""
+    problems = exc.problems if isinstance(exc, InputError) else ()
+    if problems:
+        for problem in problems:
+            print(f"{problem.code}\t{problem.pointer}\t{' '.join(problem.message.split())}")
+    else:
+        print(f"{exc.code}\t\t{' '.join(exc.message.split())}")
+    return EXIT_REFUSED

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from broker import keys
-from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage, read_input
+from broker.cli.common import EXIT_OK, Commands, Usage, print_refusal, read_input
 from broker.clock import SystemClock
 from broker.envelope import (
     DEFAULT_MAX_ENVELOPE_BYTES,
@@ -20,7 +20,7 @@ from broker.envelope import (
     seal_envelope,
     verify_envelope,
 )
-from broker.errors import BrokerError, InputError
+from broker.errors import BrokerError
 from broker.files import atomic_write
 from broker.schema import DEFAULT_MAX_BYTES, load_json
 from broker.trust.directory import TrustDirectory, verify_directory
@@ -33,16 +33,6 @@ def _directory(path: str) -> TrustDirectory:
     # additionally pins the previous version it trusted (rotation); the CLI takes
     # the file it is given as the root of trust, like `evb directory verify`.
     return verify_directory(read_input(path, 16 * 1024 * 1024), now=SystemClock().now())
-
-
-def _refused(exc: BrokerError) -> int:
-    problems = exc.problems if isinstance(exc, InputError) else ()
-    if problems:
-        for problem in problems:
-            print(f"{problem.code}\t{problem.pointer}\t{' '.join(problem.message.split())}")
-    else:
-        print(f"{exc.code}\t\t{' '.join(exc.message.split())}")
-    return EXIT_REFUSED
 
 
 def _cmd_seal(args: argparse.Namespace) -> int:
@@ -66,7 +56,7 @@ def _cmd_seal(args: argparse.Namespace) -> int:
             priority=args.priority,
         )
     except BrokerError as exc:
-        return _refused(exc)
+        return print_refusal(exc)
     data = envelope.to_bytes()
     if args.output == "-":
         sys.stdout.write(data.decode("utf-8") + "\n")
@@ -81,7 +71,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     try:
         envelope = verify_envelope(raw, _directory(args.directory))
     except BrokerError as exc:
-        return _refused(exc)
+        return print_refusal(exc)
     print(f"valid\t{envelope.id}\t{envelope.type}\t{envelope.from_} -> {envelope.to}")
     return EXIT_OK
 
@@ -99,7 +89,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
             decryption_keys=[keyset.enc],
         )
     except BrokerError as exc:
-        return _refused(exc)
+        return print_refusal(exc)
     print(
         f"# {opened.envelope.type} {opened.envelope.id} from {opened.envelope.from_}, "
         f"sealed by {opened.sealed_by}",

@@ -16,6 +16,9 @@ Commands::
     evb link list [--json] [--directory DIR.json]
     evb link delete NAME [--directory DIR.json | --vhost VHOST …] [--delete-queue]
 
+With an ``amqps://`` ``--amqp-url``, ``site setup`` reads its TLS files from
+``EVB_AMQP_CA_FILE``, ``EVB_AMQP_CERT_FILE`` and ``EVB_AMQP_KEY_FILE``.
+
 Failures print ``evb: CODE: message`` on stderr and exit 2.
 """
 
@@ -39,7 +42,7 @@ from broker.cli.common import EXIT_OK, Commands, Usage, read_input
 from broker.clock import SystemClock
 from broker.files import atomic_write
 from broker.transport import links
-from broker.transport.connection import DEFAULT_AMQP_URL, redact_uri
+from broker.transport.connection import DEFAULT_AMQP_URL, AmqpSettings, redact_uri
 from broker.transport.management import DEFAULT_MANAGEMENT_URL, ManagementClient
 from broker.transport.topology import TopologySettings, node_username
 
@@ -95,6 +98,8 @@ def _cmd_site_setup(args: argparse.Namespace) -> int:
             )
         except OSError as exc:
             raise Usage(f"cannot write {args.credentials_out}: {exc.strerror or exc}") from exc
+    # amqps://: the TLS files come from EVB_AMQP_CA_FILE, EVB_AMQP_CERT_FILE, EVB_AMQP_KEY_FILE.
+    tls = AmqpSettings.from_env(url=args.amqp_url) if args.amqp_url.startswith("amqps:") else None
     report = _run(
         args,
         lambda mgmt: links.provision_site(
@@ -104,6 +109,7 @@ def _cmd_site_setup(args: argparse.Namespace) -> int:
             amqp_url=args.amqp_url,
             settings=settings,
             node_passwords=passwords,
+            amqp_tls=tls,
         ),
     )
     if args.json:

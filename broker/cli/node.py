@@ -26,7 +26,14 @@ from typing import Any
 
 import structlog
 
-from broker.cli.common import EXIT_OK, EXIT_REFUSED, Commands, Usage, read_input
+from broker.cli.common import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    Commands,
+    Usage,
+    print_refusal,
+    read_input,
+)
 from broker.clock import SystemClock, wire_time
 from broker.config import NodeConfig, load_config
 from broker.errors import BrokerError, InputError
@@ -152,11 +159,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
                     priority=args.priority,
                 )
             except InputError as exc:
-                for problem in exc.problems or ():
-                    print(f"{problem.code}\t{problem.pointer}\t{problem.message}")
-                if not exc.problems:
-                    print(f"{exc.code}\t\t{exc.message}")
-                return EXIT_REFUSED
+                return print_refusal(exc)
         if args.json:
             _print_json({"message_id": row.id, "case": row.case_id, "state": row.state})
         else:

@@ -38,15 +38,16 @@ import aio_pika
 import aiormq.exceptions
 import pamqp.exceptions
 import structlog
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from yarl import URL
 
-from broker.errors import ConfigError, TransportBroken, TransportClosed
+from broker.errors import BrokerError, ConfigError, TransportBroken, TransportClosed
 
 __all__ = [
     "DEFAULT_AMQP_URL",
     "AmqpSettings",
     "connect",
+    "open_channel",
     "redact_uri",
     "translate_amqp_errors",
 ]
@@ -281,3 +282,43 @@ async def connect(settings: AmqpSettings) -> AbstractRobustConnection:
             ) from exc
     log.info("amqp_connected", tls=settings.tls)
     return connection
+
+
+async def open_channel(
+    connection: AbstractRobustConnection,
+    what: str,
+    *,
+    publisher_confirms: bool = False,
+    on_return_raises: bool = False,
+    timeout: float = 10.0,
+) -> AbstractRobustChannel:
+    """Open a channel of a robust connection; on failure leave nothing behind.
+
+    A robust connection keeps every channel object it handed out and reopens it after
+    a reconnect. A channel whose first opening failed (the connection was down) is
+    therefore closed here before the error is raised, or the next reconnect would open
+    it for nobody.
+
+    Raises:
+        TransportBroken: the connection is lost or the channel did not open in time.
+        ConfigError: the broker refused the channel.
+    """
+    channel = connection.channel(
+        publisher_confirms=publisher_confirms, on_return_raises=on_return_raises
+    )
+    try:
+        with translate_amqp_errors(what):
+            await channel.initialize(timeout=timeout)
+    except BaseException:
+        await close_quietly(channel)
+        raise
+    return channel
+
+
+async def close_quietly(channel: AbstractRobustChannel) -> None:
+    """Close a channel that may be half-open or dead; errors are logged, not raised."""
+    try:
+        with translate_amqp_errors("close a channel", closing=True):
+            await channel.close()
+    except BrokerError as exc:
+        _log.debug("amqp_channel_close_failed", code=exc.code)

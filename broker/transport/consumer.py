@@ -28,9 +28,11 @@ reconnect callback), every broker-side ``basic.cancel`` (queue deleted), and eve
 ``watch_interval`` seconds, the watchdog checks each lane (channel open and its
 consumer tag live on it). If one is missing it re-declares the topology — passively
 for a node user (see :mod:`.topology`), fully when given :class:`TopologySettings` —
-and consumes again, retrying every ``retry_delay`` seconds. It logs
-``consumers_ready`` when all are back, and ``consumers_not_ready`` (an error) if they
-are not back ``ready_timeout`` (10) seconds after the loss was seen.
+and consumes again, retrying every ``retry_delay`` seconds (while the connection is
+down it waits for the reconnect instead). It logs ``consumers_lost``, then
+``consumers_ready`` with ``after`` (seconds since the broker came back, or since the
+loss was seen) when all are back, and ``consumers_not_ready`` (an error) if they are
+not back ``ready_timeout`` (10) seconds after that.
 :meth:`Consumer.consumers_ready` answers the same question at any time.
 
 Graceful stop (:meth:`Consumer.stop`): cancel the consumers (no new deliveries),
@@ -59,7 +61,7 @@ from aio_pika.abc import (
 )
 
 from broker.errors import BrokerError, ConfigError, TransportBroken
-from broker.transport.connection import translate_amqp_errors
+from broker.transport.connection import close_quietly, open_channel, translate_amqp_errors
 from broker.transport.topology import (
     NodeNames,
     TopologySettings,
@@ -260,6 +262,7 @@ class Consumer:
         self._stopped = False
         self._unready_since: float | None = None
         self._alarmed = False
+        self._restore_failures = 0
 
     @property
     def names(self) -> NodeNames:
@@ -284,10 +287,12 @@ class Consumer:
         """
         if self._runner is not None:
             raise ConfigError("a Consumer starts once")
+        opened: list[AbstractRobustChannel] = []
         try:
             await self._declare()
-            emergency = await self._open_channel()
-            routine = await self._open_channel()
+            opened.append(await self._open_channel())
+            opened.append(await self._open_channel())
+            emergency, routine = opened
             self._lanes = [
                 _Lane("emergency", self._names.emergency, emergency, self._emergency_local),
                 _Lane("normal", self._names.inbox, routine, self._routine_local),
@@ -297,7 +302,9 @@ class Consumer:
             for lane in self._lanes:
                 await self._consume(lane)
         except BaseException:
-            await self._close_channels()
+            for channel in opened:
+                await close_quietly(channel)
+            self._lanes = []
             raise
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._runner = asyncio.create_task(
@@ -322,7 +329,7 @@ class Consumer:
             if lane.healthy() and lane.consuming is not None and lane.tag is not None:
                 try:
                     with translate_amqp_errors(f"cancel the consumer of {lane.queue}"):
-                        await lane.consuming.cancel(lane.tag, timeout=self._retry_delay * 5)
+                        await lane.consuming.cancel(lane.tag, timeout=self._ready_timeout)
                 except BrokerError as exc:
                     self._log.warning("consumer_cancel_failed", lane=lane.name, code=exc.code)
         # 2. Drain what was delivered.
@@ -356,7 +363,6 @@ class Consumer:
         while not self.consumers_ready():
             if loop.time() >= deadline:
                 return False
-            self._wake.set()
             await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
         return True
 
@@ -374,29 +380,30 @@ class Consumer:
 
     async def _close_channels(self) -> None:
         for channel in {id(lane.channel): lane.channel for lane in self._lanes}.values():
-            if channel.is_closed:
-                continue
-            try:
-                with translate_amqp_errors("close a consumer channel", closing=True):
-                    await channel.close()
-            except BrokerError as exc:
-                self._log.debug("consumer_channel_close_failed", code=exc.code)
+            # Closed even when it looks closed: a robust channel waiting to be reopened
+            # must learn that nobody wants it any more.
+            await close_quietly(channel)
 
     # -- channels and consumers -----------------------------------------------------------
 
     async def _open_channel(self) -> AbstractRobustChannel:
-        channel = self._connection.channel(publisher_confirms=False)
-        with translate_amqp_errors("open a consumer channel"):
-            await channel.initialize(timeout=self._ready_timeout)
-            # Per consumer (global_=False): each queue gets its own prefetch window.
-            await channel.set_qos(prefetch_count=self._prefetch)
+        channel = await open_channel(
+            self._connection, "open a consumer channel", timeout=self._ready_timeout
+        )
+        try:
+            with translate_amqp_errors("set the consumer prefetch"):
+                # Per consumer (global_=False): each queue gets its own prefetch window.
+                await channel.set_qos(prefetch_count=self._prefetch)
+        except BaseException:
+            await close_quietly(channel)
+            raise
         return channel
 
     async def _declare(self) -> None:
         """(Re-)declare or check the topology on a channel of its own."""
-        channel = self._connection.channel(publisher_confirms=False)
-        with translate_amqp_errors("open a topology channel"):
-            await channel.initialize(timeout=self._ready_timeout)
+        channel = await open_channel(
+            self._connection, "open a topology channel", timeout=self._ready_timeout
+        )
         try:
             if self._topology is not None:
                 await declare_site_topology(channel)
@@ -407,9 +414,7 @@ class Consumer:
                 passive=self._topology is None,
             )
         finally:
-            if not channel.is_closed:
-                with translate_amqp_errors("close the topology channel", closing=True):
-                    await channel.close()
+            await close_quietly(channel)
 
     async def _consume(self, lane: _Lane) -> None:
         with translate_amqp_errors(f"consume {lane.queue}"):
@@ -438,6 +443,9 @@ class Consumer:
 
     def _on_reconnect(self, *args: Any) -> None:
         self._log.info("amqp_reconnected")
+        if self._unready_since is not None:
+            # The 10 s budget runs from the broker's return, not from the loss.
+            self._unready_since = asyncio.get_running_loop().time()
         self._wake.set()
 
     # -- watchdog -------------------------------------------------------------------------
@@ -459,16 +467,23 @@ class Consumer:
             if self._connection.is_closed:
                 # Its owner closed the connection: nothing to restore; stop() follows.
                 continue
+            if not self._connection.connected.is_set():
+                # Reconnecting: the reconnect callback wakes us the moment it is back. An
+                # attempt now would only wait for the broker and make us late then.
+                if self._unready_since is None:
+                    self._unready_since = loop.time()
+                    self._log.warning("consumers_lost", lanes=self._lost_lanes())
+                continue
             if self._unready_since is None:
                 self._unready_since = loop.time()
-                self._log.warning(
-                    "consumers_lost",
-                    lanes=[lane.name for lane in self._lanes if not lane.healthy()],
-                )
+                self._log.warning("consumers_lost", lanes=self._lost_lanes())
             try:
                 await self._restore()
             except BrokerError as exc:
-                self._log.info("consumer_restore_failed", code=exc.code)
+                # Once per loss at info; every retry of a long outage at debug only.
+                self._restore_failures += 1
+                level = self._log.info if self._restore_failures == 1 else self._log.debug
+                level("consumer_restore_failed", code=exc.code, attempt=self._restore_failures)
             except Exception as exc:  # noqa: BLE001 - the watchdog must outlive any surprise
                 self._log.error("consumer_restore_crashed", error=type(exc).__name__)
             elapsed = round(loop.time() - self._unready_since, 3)
@@ -478,9 +493,13 @@ class Consumer:
                 )
                 self._unready_since = None
                 self._alarmed = False
+                self._restore_failures = 0
             elif elapsed >= self._ready_timeout and not self._alarmed:
                 self._alarmed = True
                 self._log.error("consumers_not_ready", after=elapsed, timeout=self._ready_timeout)
+
+    def _lost_lanes(self) -> list[str]:
+        return [lane.name for lane in self._lanes if not lane.healthy()]
 
     async def _restore(self) -> None:
         """Re-declare the topology and consume again on every lane that lost its consumer."""
@@ -507,12 +526,7 @@ class Consumer:
         for lane in self._lanes:
             if lane.channel is old:
                 lane.channel, lane.retries = new, 0
-        if not old.is_closed:
-            try:
-                with translate_amqp_errors("close a stuck channel", closing=True):
-                    await old.close()
-            except BrokerError as exc:
-                self._log.debug("consumer_channel_close_failed", code=exc.code)
+        await close_quietly(old)
 
     # -- workers --------------------------------------------------------------------------
 

@@ -34,8 +34,9 @@ sender notices through its receipt deadline, never through a confirm.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import quote, unquote
@@ -44,7 +45,7 @@ import structlog
 from yarl import URL
 
 from broker.errors import ConfigError
-from broker.transport.connection import AmqpSettings, connect, redact_uri, translate_amqp_errors
+from broker.transport.connection import AmqpSettings, connect, open_channel, redact_uri
 from broker.transport.management import ManagementClient
 from broker.transport.topology import (
     ARRIVE_EXCHANGE,
@@ -194,6 +195,7 @@ async def provision_site(
     amqp_url: str,
     settings: TopologySettings | None = None,
     node_passwords: Mapping[str, str] | None = None,
+    amqp_tls: AmqpSettings | None = None,
 ) -> SiteReport:
     """Create a site's vhost and declare its topology and every node's (idempotent).
 
@@ -209,6 +211,8 @@ async def provision_site(
         amqp_url: an administrator's AMQP URL of the site's server (its vhost is replaced).
         settings: the node queues' limits.
         node_passwords: participant id -> password of the node user to create.
+        amqp_tls: TLS files and checks for an ``amqps://`` ``amqp_url`` (its ``ca_file``,
+            ``cert_file``, ``key_file`` and ``verify_hostname`` are used).
 
     Returns:
         The vhost, participants and node users.
@@ -227,12 +231,16 @@ async def provision_site(
     admin = URL(amqp_url).user or mgmt.user
     await mgmt.put_vhost(vhost, description=f"evidence-broker site {site}")
     await mgmt.set_permissions(vhost, admin, Permissions(".*", ".*", ".*"))
+    template = amqp_tls or AmqpSettings(url=amqp_url)
     connection = await connect(
-        AmqpSettings(url=_vhost_url(amqp_url, vhost), connection_name=f"evb-provision-{site}")
+        dataclasses.replace(
+            template,
+            url=_vhost_url(amqp_url, vhost),
+            connection_name=f"evb-provision-{site}",
+        )
     )
     async with connection:
-        with translate_amqp_errors(f"open a channel in {vhost}"):
-            channel = await connection.channel(publisher_confirms=False)
+        channel = await open_channel(connection, f"open a channel in {vhost}")
         async with channel:
             await declare_site_topology(channel)
             for participant in participants:
@@ -462,19 +470,33 @@ async def _create_federation(
     )
 
 
-async def list_links(mgmt: ManagementClient, directory: TrustDirectory | None = None) -> list[Link]:
-    """Every ``evb-link-*`` shovel and federation upstream on the server, sorted by name.
+async def list_links(
+    mgmt: ManagementClient,
+    directory: TrustDirectory | None = None,
+    *,
+    vhosts: Collection[str] | None = None,
+) -> list[Link]:
+    """The ``evb-link-*`` shovels and federation upstreams on the server, sorted by name.
+
+    Args:
+        mgmt: an open management client.
+        directory: only links in the vhosts of its sites (one server may carry several
+            networks, e.g. the demo beside tests), and sites named exactly from it.
+        vhosts: only links in these vhosts (wins over ``directory``'s).
 
     Sites are told from the shovel's queue and, with ``directory``, from the vhosts;
     without it a federation link's sites are read from its name (split at the last
     ``-``). Shovel states come from ``/api/shovels``; federation states need the
     ``rabbitmq_federation_management`` plugin, else they are ``unknown``.
     """
+    if vhosts is None and directory is not None:
+        vhosts = {p.routing.vhost for p in directory.participants}
+    scope = None if vhosts is None else set(vhosts)
     links: list[Link] = []
     states = {(s.get("vhost"), s.get("name")): str(s.get("state")) for s in await mgmt.shovels()}
     for parameter in await mgmt.parameters(_SHOVEL):
         name, vhost, value = parameter["name"], parameter["vhost"], parameter["value"]
-        if not name.startswith(_PREFIX):
+        if not name.startswith(_PREFIX) or (scope is not None and vhost not in scope):
             continue
         queue = str(value.get("src-queue", ""))
         to_site = queue.removeprefix("evb.link.") if queue.startswith("evb.link.") else None
@@ -488,7 +510,7 @@ async def list_links(mgmt: ManagementClient, directory: TrustDirectory | None = 
     upstream_states = await _federation_states(mgmt)
     for parameter in await mgmt.parameters(_UPSTREAM):
         name, vhost, value = parameter["name"], parameter["vhost"], parameter["value"]
-        if not name.startswith(_PREFIX):
+        if not name.startswith(_PREFIX) or (scope is not None and vhost not in scope):
             continue
         to_site = _site_of_vhost(directory, vhost)
         from_site = None
@@ -512,26 +534,48 @@ async def _federation_states(mgmt: ManagementClient) -> dict[tuple[str, str], st
 
 
 async def delete_link(
-    mgmt: ManagementClient, name: str, *, delete_queue: bool = False
+    mgmt: ManagementClient,
+    name: str,
+    *,
+    directory: TrustDirectory | None = None,
+    vhosts: Collection[str] | None = None,
+    delete_queue: bool = False,
 ) -> list[Link]:
-    """Delete every link called ``name`` (a shovel, a federation upstream, or both).
+    """Delete the links called ``name`` (a shovel, a federation upstream, or both).
 
     The shovel's queue ``evb.link.<B>`` stays (with its bindings), so nothing it holds
     is lost and a new link drains it; with ``delete_queue`` it is deleted too, but only
     when empty. A federation policy goes with the last upstream of its vhost.
 
+    Args:
+        mgmt: an open management client.
+        name: ``evb-link-<from>-<to>``.
+        directory: only links in the vhosts of its sites (see :func:`list_links`).
+        vhosts: only links in these vhosts.
+        delete_queue: also delete the shovel's queue, if empty.
+
     Returns:
         The links deleted.
 
     Raises:
-        ConfigError: no link has that name, or ``delete_queue`` and the queue holds
-            messages (the shovel is deleted all the same).
+        ConfigError: no link has that name (in scope); several links of one kind have
+            it (several networks on one server: give ``directory`` or ``vhosts``); or
+            ``delete_queue`` and the queue holds messages (the shovel is deleted all
+            the same).
     """
     if not name.startswith(_PREFIX):
         raise ConfigError(f"{name!r} is not a link name (evb-link-<from>-<to>)")
-    found = [link for link in await list_links(mgmt) if link.name == name]
+    found = [link for link in await list_links(mgmt, directory, vhosts=vhosts) if link.name == name]
     if not found:
         raise ConfigError(f"no link named {name}")
+    kinds = [link.kind for link in found]
+    if len(set(kinds)) < len(kinds):
+        # One server may carry several networks (the demo beside tests): never delete
+        # another network's link of the same name by accident.
+        where = ", ".join(sorted(link.vhost for link in found))
+        raise ConfigError(
+            f"several links named {name} (in {where}): name the directory or the vhosts"
+        )
     for link in found:
         if link.kind == "shovel":
             await mgmt.delete_parameter(_SHOVEL, link.vhost, name)

@@ -48,7 +48,7 @@ from broker.errors import (
     TransportClosed,
     Unroutable,
 )
-from broker.transport.connection import translate_amqp_errors
+from broker.transport.connection import close_quietly, open_channel, translate_amqp_errors
 
 __all__ = ["Outgoing", "Publisher"]
 
@@ -116,18 +116,20 @@ class Publisher:
         """
         if self._closing:
             raise TransportClosed("the publisher is closed")
-        channel = self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        with translate_amqp_errors("open the publisher channel"):
-            await channel.initialize(timeout=self._ready_timeout)
-        self._channel = channel
+        self._channel = await open_channel(
+            self._connection,
+            "open the publisher channel",
+            publisher_confirms=True,
+            on_return_raises=True,
+            timeout=self._ready_timeout,
+        )
 
     async def close(self) -> None:
         """Close the channel; later publishes raise ``TransportClosed``."""
         self._closing = True
         channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
-            with translate_amqp_errors("close the publisher channel", closing=True):
-                await channel.close()
+        if channel is not None:
+            await close_quietly(channel)
 
     async def publish(
         self,
@@ -219,7 +221,7 @@ class Publisher:
         later publishes fail at once until the channel is back, so a batch of a thousand
         does not wait a thousand timeouts.
         """
-        if not channel.is_closed:
+        if _is_open(channel):
             self._down = False
             return
         if self._closed():
@@ -228,7 +230,7 @@ class Publisher:
             raise TransportBroken("not connected (the connection is being restored)")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._ready_timeout
-        while channel.is_closed:
+        while not _is_open(channel):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 self._down = True
@@ -237,7 +239,7 @@ class Publisher:
                 await asyncio.wait_for(channel.ready(), remaining)
             except TimeoutError:
                 continue
-            if channel.is_closed:
+            if not _is_open(channel):
                 # ready() can return before a channel closed by an error is reopened.
                 await asyncio.sleep(min(0.02, max(0.0, deadline - loop.time())))
         self._down = False
@@ -291,3 +293,9 @@ class Publisher:
                 log.warning("publish_unroutable", code=Unroutable.code, reason="no exchange")
                 raise Unroutable(f"exchange {exchange} does not exist") from exc.__cause__
             raise
+
+
+def _is_open(channel: AbstractRobustChannel) -> bool:
+    # A function, not the property inline: the state changes across awaits, and a
+    # type checker would otherwise narrow it once for the whole loop.
+    return not channel.is_closed

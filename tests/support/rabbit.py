@@ -30,6 +30,8 @@ from urllib.parse import quote
 import pytest
 from yarl import URL
 
+from broker.transport.management import ManagementClient
+
 __all__ = ["RabbitSession", "rabbit"]
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -131,9 +133,9 @@ class RabbitSession:
             )
         )
 
-    def mgmt_client_args(self) -> dict[str, str]:
-        """Keyword arguments of ``ManagementClient`` for this server."""
-        return {"url": self.mgmt_url, "user": self.mgmt_user, "password": self.mgmt_password}
+    def management(self) -> ManagementClient:
+        """A (not yet open) management client of this server as the test user."""
+        return ManagementClient(self.mgmt_url, self.mgmt_user, self.mgmt_password)
 
     def queue_messages(self, vhost: str, queue: str) -> int | None:
         """Ready + unacked messages per the management API (its statistics lag seconds)."""
