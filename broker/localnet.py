@@ -259,7 +259,9 @@ async def teardown(network: LocalNetwork, mgmt: ManagementClient) -> None:
         for target in sorted(network.sites):
             if source != target:
                 # The vhosts go below, and with them the link queues.
-                await delete_link(mgmt, link_name(source, target))
+                await delete_link(
+                    mgmt, link_name(source, target), vhosts=list(network.sites.values())
+                )
                 await mgmt.delete_user(f"{network.sites[target]}.link-{source}")
     for participant, entry in network.participants.items():
         await mgmt.delete_user(node_username(entry["routing"]["vhost"], participant))
