@@ -56,12 +56,12 @@ import structlog
 from broker.canonical import canonical
 from broker.clock import SystemClock
 from broker.config import DEFAULT_AMQP_URL, NodeConfig, load_config
-from broker.localnet import LocalNetwork, build_network, provision, teardown
+from broker.localnet import LocalNetwork, build_network, provision
 from broker.node import Node, open_node
 from broker.outbox import submit
 from broker.resources import read_json
 from broker.store.base import OutboundMessage
-from broker.transport import ManagementClient, node_names
+from broker.transport import ManagementClient, delete_link, link_name, node_names, node_username
 from broker.transport.topology import Permissions
 
 TARGET_RATIO = 0.25
@@ -87,7 +87,9 @@ def form_of_size(size: int) -> dict[str, Any]:
     form: dict[str, Any] = read_json("examples", f"{FORM_TYPE}.json")
     filler = (form["necessity"] + " " + form["offence"]["summary_of_facts"] + " ") * 20
     del form["data"][1:]
-    form["offence"]["summary_of_facts"] = form["offence"]["summary_of_facts"][:60]
+    form["offence"]["summary_of_facts"] = form["offence"]["summary_of_facts"][:40]
+    for item in form["data"]:
+        item["relationship_to_offence"] = item["relationship_to_offence"][:40]
     form["necessity"] = "x"
     room = size - len(canonical(form)) + 1
     form["necessity"] = filler[: max(1, room)].strip() or "x"
@@ -371,7 +373,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 return await measure(network, raw_vhost, form, seconds, backlog, emergencies)
             finally:
                 await mgmt.delete_vhost(raw_vhost)
-                await teardown(network, mgmt)
+                await remove_network(network, mgmt)
+
+
+async def remove_network(network: LocalNetwork, mgmt: ManagementClient) -> None:
+    """Remove this run's links, users and vhosts, and nothing of other networks.
+
+    ``localnet.teardown`` looks links up by name across the whole server, so it refuses
+    when another network (a test session, another bench) has links of the same names.
+    """
+    vhosts = sorted(network.sites.values())
+    for source in sorted(network.sites):
+        for target in sorted(network.sites):
+            if source != target:
+                await delete_link(mgmt, link_name(source, target), vhosts=vhosts)
+                await mgmt.delete_user(f"{network.sites[target]}.link-{source}")
+    for participant, entry in network.participants.items():
+        await mgmt.delete_user(node_username(entry["routing"]["vhost"], participant))
+    for vhost in vhosts:
+        await mgmt.delete_vhost(vhost)
 
 
 async def measure(

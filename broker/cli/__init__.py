@@ -54,8 +54,13 @@ def _quiet_logs() -> None:
     # logs go to stderr, warnings and errors only. `evb node run` logs everything.
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
     )
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    # Looked up when a logger is made, so a replaced sys.stderr (tests) is honoured.
+    return structlog.PrintLogger(sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,7 @@ from broker.errors import BrokerError, ConfigError, TransportBroken, TransportCl
 __all__ = [
     "DEFAULT_AMQP_URL",
     "AmqpSettings",
+    "close_quietly",
     "connect",
     "open_channel",
     "redact_uri",
