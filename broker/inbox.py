@@ -62,6 +62,9 @@ __all__ = ["Inbox", "InboxResult"]
 
 log = structlog.get_logger(__name__)
 
+#: Re-reads of an outbox row whose state changed while a receipt was applied.
+_RECEIPT_CAS_ATTEMPTS = 8
+
 Status = Literal["accepted", "rejected", "duplicate", "quarantined", "receipt"]
 
 
@@ -327,6 +330,19 @@ class Inbox:
         return original
 
     async def _apply_receipt(self, authenticated: AuthenticatedEnvelope, receipt: Receipt) -> None:
+        # The publisher loop moves the same row (queued -> sent) concurrently, and a
+        # receipt can overtake that update: compare-and-set, and on a lost race read
+        # the row again and re-apply, so a receipt's effect is never dropped.
+        for _ in range(_RECEIPT_CAS_ATTEMPTS):
+            if await self._try_apply_receipt(authenticated, receipt):
+                return
+        # Give up this delivery: the store error requeues it, and the redelivery
+        # (a duplicate of a recorded receipt) applies it again.
+        raise StoreError(f"outbox row {receipt.message_id} kept changing under its receipt")
+
+    async def _try_apply_receipt(
+        self, authenticated: AuthenticatedEnvelope, receipt: Receipt
+    ) -> bool:
         original = await self._store.get_outbound(receipt.message_id)
         if original is None:
             raise StoreError(f"outbox row {receipt.message_id} vanished")
@@ -344,7 +360,7 @@ class Inbox:
         )
         after = delivery.step(current, event, self._retry_for(original.recipient))
         if after == current:
-            return
+            return True
         audit = AuditEvent(
             event=f"message.{after.state}",
             at=now,
@@ -354,7 +370,7 @@ class Inbox:
             code=after.code,
             details={"receipt": authenticated.envelope.id},
         )
-        await self._store.update_delivery(
+        updated = await self._store.update_delivery(
             original.id,
             state=after.state,
             attempts=after.attempts,
@@ -364,7 +380,9 @@ class Inbox:
             receipt=authenticated.envelope.to_bytes(),
             expect_state=[current.state],
         )
-        log.info(f"message.{after.state}", message_id=original.id, peer=original.recipient)
+        if updated:
+            log.info(f"message.{after.state}", message_id=original.id, peer=original.recipient)
+        return updated
 
     # -- rows -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from broker.clock import FixedClock
 from broker.config import load_config
 from broker.crypto import b64u_decode, b64u_encode
 from broker.envelope import Envelope, _seal_form
+from broker.errors import StoreError
 from broker.identity import Identity, load_identity
 from broker.inbox import Inbox
 from broker.localnet import build_network
@@ -124,6 +125,53 @@ async def test_accepted_message_gets_a_positive_receipt_that_delivers(pair: Pair
     assert again.status == "duplicate"
     row = await pair.de.store.get_outbound(message_id)
     assert row is not None and row.state == "delivered"
+
+
+@pytest.mark.parametrize("races", [1, 2, 100])
+async def test_receipt_that_overtakes_the_sent_update_still_delivers(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, races: int
+) -> None:
+    # The publisher loop marks the row sent (queued -> sent) while the receipt is being
+    # applied: the receipt's compare-and-set loses and must re-read, never drop it.
+    raw = await _send(pair)
+    message_id = json.loads(raw)["id"]
+    assert (await pair.at.inbox.handle(raw)).status == "accepted"
+    receipt_raw = await _receipt_bytes(pair.at.store, message_id)
+    store = pair.de.store
+    real_update = store.update_delivery
+    lost = 0
+
+    async def racing_update(row_id: str, **kwargs: Any) -> bool:
+        nonlocal lost
+        if row_id == message_id and lost < races:
+            lost += 1
+            row = await store.get_outbound(row_id)
+            assert row is not None
+            # The publisher's concurrent update lands first (a row that keeps changing
+            # flips between two states).
+            await real_update(
+                row_id,
+                state="queued" if row.state == "sent" else "sent",
+                attempts=row.attempts + 1,
+                next_attempt_at=row.next_attempt_at,
+                code=None,
+                events=[],
+            )
+        return await real_update(row_id, **kwargs)
+
+    monkeypatch.setattr(store, "update_delivery", racing_update)
+    if races < 8:
+        assert (await pair.de.inbox.handle(receipt_raw)).status == "receipt"
+        assert lost == races
+    else:
+        # A row that never settles: the delivery is requeued (store error), and its
+        # redelivery, a duplicate of the recorded receipt, applies it once things calm.
+        with pytest.raises(StoreError):
+            await pair.de.inbox.handle(receipt_raw)
+        monkeypatch.setattr(store, "update_delivery", real_update)
+        assert (await pair.de.inbox.handle(receipt_raw)).status == "duplicate"
+    row = await store.get_outbound(message_id)
+    assert row is not None and (row.state, row.receipt) == ("delivered", receipt_raw)
 
 
 async def test_duplicate_takes_no_second_effect_and_gets_the_same_receipt(pair: Pair) -> None:
