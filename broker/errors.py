@@ -30,6 +30,18 @@ and in logs; messages are for humans and may change, codes never do::
     │   ├── ReceiptUnknown          E_RECEIPT_UNKNOWN   a receipt for a message never sent
     │   ├── ReceiptMismatch         E_RECEIPT_MISMATCH  from the wrong peer, or for other bytes
     │   └── DeliveryLimit           E_DELIVERY_LIMIT    dead-lettered by the broker (too many tries)
+    ├── CaseError                   (a message or reply that does not fit its case)
+    │   ├── CaseUnknown             E_CASE_UNKNOWN  a reply to a case this node does not hold
+    │   ├── NotParty                E_NOT_PARTY     the sender is not a party to the case
+    │   ├── StateError              E_STATE         the instrument's state machine forbids this step
+    │   ├── GroundError             E_GROUND        refusal without a ground valid for the instrument
+    │   └── ExtensionError          E_EXTENSION     extension beyond what the instrument allows
+    ├── AuditError                  (the audit log or a bundle does not verify)
+    │   ├── AuditTampered           E_AUDIT_TAMPERED  an entry altered, removed, inserted or reordered
+    │   ├── AuditFork               E_AUDIT_FORK    two inconsistent checkpoints of one log
+    │   ├── AuditSignature          E_AUDIT_SIG     a checkpoint signature or cosignature is bad
+    │   ├── AuditProof              E_AUDIT_PROOF   an inclusion or consistency proof does not match
+    │   └── AuditBundle             E_AUDIT_BUNDLE  a bundle is truncated or malformed
     ├── TransportError
     │   ├── TransportClosed         E_TRANSPORT_CLOSED  closed on purpose (shutdown)
     │   ├── TransportBroken         E_TRANSPORT_BROKEN  lost (network, broker restart)
@@ -52,7 +64,15 @@ from typing import ClassVar
 
 __all__ = [
     "AdapterError",
+    "AuditBundle",
+    "AuditError",
+    "AuditFork",
+    "AuditProof",
+    "AuditSignature",
+    "AuditTampered",
     "BrokerError",
+    "CaseError",
+    "CaseUnknown",
     "ClockSkew",
     "ConfigError",
     "DecryptionFailed",
@@ -61,10 +81,13 @@ __all__ = [
     "DirectoryExpired",
     "DirectoryRollback",
     "DirectoryUnsigned",
+    "ExtensionError",
+    "GroundError",
     "InputError",
     "KeyExpired",
     "KeyRevoked",
     "KeyUnknown",
+    "NotParty",
     "NotRecipient",
     "ParseError",
     "PolicyError",
@@ -76,6 +99,7 @@ __all__ = [
     "SealInvalid",
     "SemanticError",
     "SignatureInvalid",
+    "StateError",
     "StoreError",
     "TooLargeError",
     "TransportBroken",
@@ -283,6 +307,78 @@ class DeliveryLimit(DeliveryError):
     """The broker dead-lettered the delivery after too many failed attempts."""
 
     code: ClassVar[str] = "E_DELIVERY_LIMIT"
+
+
+class CaseError(BrokerError):
+    """A message or reply that does not fit the case it belongs to."""
+
+    code: ClassVar[str] = "E_CASE"
+
+
+class CaseUnknown(CaseError):
+    """A reply names a case this node does not hold."""
+
+    code: ClassVar[str] = "E_CASE_UNKNOWN"
+
+
+class NotParty(CaseError):
+    """The sender of a case message is not a party to the case."""
+
+    code: ClassVar[str] = "E_NOT_PARTY"
+
+
+class StateError(CaseError):
+    """The instrument's state machine does not allow this step in the case's state."""
+
+    code: ClassVar[str] = "E_STATE"
+
+
+class GroundError(CaseError):
+    """A refusal without a ground, or with a ground not valid for the instrument."""
+
+    code: ClassVar[str] = "E_GROUND"
+
+
+class ExtensionError(CaseError):
+    """An extension beyond what the instrument allows (length or number)."""
+
+    code: ClassVar[str] = "E_EXTENSION"
+
+
+class AuditError(BrokerError):
+    """The audit log, a checkpoint or an exported bundle does not verify."""
+
+    code: ClassVar[str] = "E_AUDIT"
+
+
+class AuditTampered(AuditError):
+    """An entry was altered, removed, inserted or reordered."""
+
+    code: ClassVar[str] = "E_AUDIT_TAMPERED"
+
+
+class AuditFork(AuditError):
+    """Two checkpoints of one log that no consistency proof can join (a fork)."""
+
+    code: ClassVar[str] = "E_AUDIT_FORK"
+
+
+class AuditSignature(AuditError):
+    """A checkpoint signature or a cosignature does not verify under the directory."""
+
+    code: ClassVar[str] = "E_AUDIT_SIG"
+
+
+class AuditProof(AuditError):
+    """An inclusion or consistency proof does not match the tree it claims."""
+
+    code: ClassVar[str] = "E_AUDIT_PROOF"
+
+
+class AuditBundle(AuditError):
+    """An audit bundle is truncated, malformed or incomplete."""
+
+    code: ClassVar[str] = "E_AUDIT_BUNDLE"
 
 
 class TransportError(BrokerError):
