@@ -33,11 +33,11 @@ and in logs; messages are for humans and may change, codes never do::
     ├── CaseError                   (a message or reply that does not fit its case)
     │   ├── CaseUnknown             E_CASE_UNKNOWN  a reply to a case this node does not hold
     │   ├── NotParty                E_NOT_PARTY     the sender is not a party to the case
-    │   ├── StateError              E_STATE         the instrument's state machine forbids this step
-    │   ├── GroundError             E_GROUND        refusal without a ground valid for the instrument
+    │   ├── StateError              E_STATE         the state machine forbids this step
+    │   ├── GroundError             E_GROUND        no ground, or one not valid for the instrument
     │   └── ExtensionError          E_EXTENSION     extension beyond what the instrument allows
     ├── AuditError                  (the audit log or a bundle does not verify)
-    │   ├── AuditTampered           E_AUDIT_TAMPERED  an entry altered, removed, inserted or reordered
+    │   ├── AuditTampered           E_AUDIT_TAMPERED  an entry altered, removed, inserted, moved
     │   ├── AuditFork               E_AUDIT_FORK    two inconsistent checkpoints of one log
     │   ├── AuditSignature          E_AUDIT_SIG     a checkpoint signature or cosignature is bad
     │   ├── AuditProof              E_AUDIT_PROOF   an inclusion or consistency proof does not match
