@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from broker.clock import SystemClock
 from broker.config import NodeConfig, load_config
@@ -244,3 +247,78 @@ async def test_competing_workers_share_one_inbox(pg_net: Net) -> None:
         handled = [node.stats.results.get("accepted", 0) for node in (first, second)]
         assert sum(handled) == 80
         assert min(handled) > 0, handled
+
+
+async def _rabbitmqctl(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)}: {err.decode()[-500:]}"
+
+
+@pytest.fixture
+def broker_control(rabbit: RabbitSession) -> None:  # noqa: F811 - fixture
+    """The test restarts the RabbitMQ it talks to: it must be this machine's."""
+    problem = None
+    if shutil.which("rabbitmqctl") is None:
+        problem = "rabbitmqctl is not on PATH"
+    elif rabbit.amqp_host not in ("127.0.0.1", "localhost", "::1"):
+        problem = f"RabbitMQ at {rabbit.amqp_host} is not local"
+    if problem is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.mark.usefixtures("broker_control")
+async def test_broker_restart_during_a_stream_of_1000_loses_and_doubles_nothing(
+    rabbit: RabbitSession,  # noqa: F811 - fixture
+    tmp_path: Path,
+) -> None:
+    # RabbitMQ's application stops (every connection, shovel and consumer goes) and
+    # starts again while 1 000 messages stream from DE to AT: both nodes reconnect,
+    # the publisher re-sends what was not confirmed or receipted, the dedup keeps one
+    # effect, and every receipt comes home.
+    with capture_logs() as logs:
+        await _stream_through_a_broker_restart(rabbit, tmp_path)
+    # Both nodes really lost the broker and came back.
+    assert sum(e["event"] == "consumers_lost" for e in logs) >= 2
+    assert sum(e["event"] == "amqp_reconnected" for e in logs) >= 2
+
+
+async def _stream_through_a_broker_restart(
+    rabbit: RabbitSession,  # noqa: F811 - fixture
+    tmp_path: Path,
+) -> None:
+    async with (
+        _network(rabbit, tmp_path, None) as net,
+        running(net.configs["AT.247"]) as at,
+        running(net.configs["DE.247"]) as de,
+    ):
+        total = 1000
+        ids = await _send_many(de, 250, emergency_every=50)
+
+        async def some_arrived() -> bool:
+            return len(await at.store.list_inbound(limit=total)) >= 50
+
+        await _until(some_arrived, 60, "the first deliveries")
+        await _rabbitmqctl("stop_app")
+        try:
+            # Submitting goes on while the broker is away: the outbox holds it.
+            ids += await _send_many(de, 250)
+            await asyncio.sleep(2)
+        finally:
+            await _rabbitmqctl("start_app")
+            await _rabbitmqctl("await_startup")
+        ids += await _send_many(de, total - len(ids), emergency_every=50)
+        assert len(ids) == total
+        await _all_delivered(de, ids, timeout=240)
+        assert set((await _effects(at, ids)).values()) == {1}
+        inbound = [m for m in await at.store.list_inbound(limit=10 * total) if m.type == FORM_TYPE]
+        assert sorted(m.id for m in inbound) == sorted(ids)
+        assert await at.store.list_quarantine() == []
+        assert await de.store.list_quarantine() == []
