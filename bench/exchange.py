@@ -58,7 +58,6 @@ from broker.clock import SystemClock
 from broker.config import DEFAULT_AMQP_URL, NodeConfig, load_config
 from broker.localnet import LocalNetwork, build_network, provision
 from broker.node import Node, open_node
-from broker.outbox import submit
 from broker.resources import read_json
 from broker.store.base import OutboundMessage
 from broker.transport import ManagementClient, delete_link, link_name, node_names, node_username
@@ -173,12 +172,68 @@ class Running:
             await task
 
 
+class NodeProcess:
+    """A node in a process of its own, as deployed: ``evb node run --config FILE``.
+
+    The recipient runs apart from the sender (each country runs its own node), so the
+    two nodes do not share one interpreter's lock, as they never would in production.
+    """
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self._process: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the node and wait until it consumes (its ``node.started`` log line)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "broker",
+            "node",
+            "run",
+            "--config",
+            str(self.config),
+            "--log-json",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._process = process
+        if process.stderr is None:  # pragma: no cover - asked for a pipe above
+            raise SystemExit("bench: no stderr pipe from the node")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            line = await asyncio.wait_for(process.stderr.readline(), max(0.1, left))
+            if not line:
+                raise SystemExit(f"bench: the node of {self.config.stem} exited at start")
+            if b'"node.started"' in line:
+                break
+        self._drain = asyncio.create_task(self._read(process.stderr))
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader) -> None:
+        # The node logs one line per message: read them so its pipe never fills.
+        while await stream.readline():
+            pass
+
+    async def stop(self) -> None:
+        """Stop the node (SIGTERM: it drains, then exits) and wait for it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.returncode is None:
+            process.terminate()
+        await asyncio.wait_for(process.wait(), TIMEOUT)
+        if self._drain is not None:
+            await self._drain
+            self._drain = None
+
+
 async def send(node: Node, form: dict[str, Any], priority: str = "normal") -> OutboundMessage:
     """Submit one form from ``node`` to the recipient."""
-    return await submit(
-        node.store,
-        node.identity,
-        CLOCK,
+    return await node.submit(
         form_type=FORM_TYPE,
         form=form,
         recipient=RECIPIENT,
@@ -240,11 +295,23 @@ def latencies_ms(rows: Sequence[OutboundMessage]) -> list[float]:
     return [(r.updated_at - r.created_at).total_seconds() * 1000 for r in rows]
 
 
-async def exchange_rate(sender: Node, form: dict[str, Any], count: int) -> dict[str, float]:
-    """Submit ``count`` forms as fast as the store takes them; measure until all delivered."""
+async def exchange_rate(
+    sender: Node, form: dict[str, Any], count: int, window: int
+) -> dict[str, float]:
+    """Submit ``count`` forms, at most ``window`` at once; measure until all are delivered.
+
+    Submissions overlap like those of many officers (or the HTTP API) at once, bounded
+    by the same in-flight window as the publisher and the baseline.
+    """
     before = receipts_seen(sender)
     started: datetime = CLOCK.now()
-    ids = [(await send(sender, form)).id for _ in range(count)]
+    slots = asyncio.Semaphore(window)
+
+    async def one() -> str:
+        async with slots:
+            return (await send(sender, form)).id
+
+    ids = list(await asyncio.gather(*(one() for _ in range(count))))
     submitted = (CLOCK.now() - started).total_seconds()
     rows = await delivered_rows(sender, ids, before)
     ended = max(r.updated_at for r in rows)
@@ -403,61 +470,64 @@ async def measure(
     emergencies: int,
 ) -> dict[str, Any]:
     """Run every measurement on a provisioned network."""
-    at_config = load_config(network.configs[RECIPIENT], env={})
     de_config: NodeConfig = load_config(network.configs[SENDER], env={})
-    async with open_node(at_config) as at_node, open_node(de_config) as de_node:
-        at, de = Running(at_node), Running(de_node)
-        await at.start()
-        await de.start()
-        try:
-            # Warm up (caches, channels, first case keys) and guess the rate.
-            warm = await exchange_rate(de_node, form, 20)
-            count = max(20, int(warm["rate"] * seconds))
-            product = await exchange_rate(de_node, form, count)
-            say(
-                f"product ({de_config.store.split(':', 1)[0]}): {count} messages, "
-                f"{product['rate']:,.0f} msgs/s (submit {product['submit_rate']:,.0f}/s), "
-                f"p50 {product['p50_ms']:.0f} ms, p99 {product['p99_ms']:.0f} ms"
-            )
-            body = (await send(de_node, form)).envelope
+    window = de_config.publisher.window
+    at = NodeProcess(network.configs[RECIPIENT])
+    await at.start()
+    try:
+        async with open_node(de_config) as de_node:
+            de = Running(de_node)
+            await de.start()
+            try:
+                # Warm up (caches, channels, first case keys) and guess the rate.
+                warm = await exchange_rate(de_node, form, 50, window)
+                count = max(50, int(warm["rate"] * seconds))
+                product = await exchange_rate(de_node, form, count, window)
+                say(
+                    f"product ({de_config.store.split(':', 1)[0]}): {count} messages, "
+                    f"{product['rate']:,.0f} msgs/s (submit {product['submit_rate']:,.0f}/s), "
+                    f"p50 {product['p50_ms']:.0f} ms, p99 {product['p99_ms']:.0f} ms"
+                )
+                body = (await send(de_node, form)).envelope
 
-            publisher, prefetch = de_config.publisher, de_config.amqp.prefetch
+                publisher, prefetch = de_config.publisher, de_config.amqp.prefetch
 
-            async def raw(n: int) -> float:
-                return await baseline_rate(
-                    network.amqp_url, raw_vhost, body, n,
-                    window=publisher.window, batch=publisher.batch, prefetch=prefetch,
-                )  # fmt: skip
+                async def raw(n: int) -> float:
+                    return await baseline_rate(
+                        network.amqp_url, raw_vhost, body, n,
+                        window=publisher.window, batch=publisher.batch, prefetch=prefetch,
+                    )  # fmt: skip
 
-            raw_guess = await raw(max(200, publisher.batch))
-            raw_count = max(count, int(raw_guess * seconds))
-            baseline = await raw(raw_count)
-            say(
-                f"baseline aio-pika (confirms, quorum queue, acks): {raw_count} messages of "
-                f"{len(body)} bytes, {baseline:,.0f} msgs/s"
-            )
+                raw_guess = await raw(max(200, publisher.batch))
+                raw_count = max(count, int(raw_guess * seconds))
+                baseline = await raw(raw_count)
+                say(
+                    f"baseline aio-pika (confirms, quorum queue, acks): {raw_count} messages of "
+                    f"{len(body)} bytes, {baseline:,.0f} msgs/s"
+                )
 
-            idle = await emergency_latencies(de_node, form, emergencies)
-            # A backlog: AT's node is down while DE publishes routine messages.
-            await at.stop()
-            pending = [(await send(de_node, form)).id for _ in range(backlog)]
+                idle = await emergency_latencies(de_node, form, emergencies)
+                # A backlog: AT's node is down while DE publishes routine messages.
+                await at.stop()
+                pending = [(await send(de_node, form)).id for _ in range(backlog)]
 
-            async def queued() -> bool:
-                return await inbox_depth(network) >= backlog
+                async def queued() -> bool:
+                    return await inbox_depth(network) >= backlog
 
-            await wait_until(queued, f"{backlog} messages in {RECIPIENT}'s inbox", poll=0.2)
-            await at.start()
-            loaded = await emergency_latencies(de_node, form, emergencies)
-            left = await inbox_depth(network)
-            say(
-                f"emergency: idle p99 {percentile(idle, 0.99):.0f} ms; with {backlog} routine "
-                f"waiting p50 {percentile(loaded, 0.5):.0f} ms, p99 "
-                f"{percentile(loaded, 0.99):.0f} ms ({left} routine still queued after)"
-            )
-            del pending
-        finally:
-            await at.stop()
-            await de.stop()
+                await wait_until(queued, f"{backlog} messages in {RECIPIENT}'s inbox", poll=0.2)
+                await at.start()
+                loaded = await emergency_latencies(de_node, form, emergencies)
+                left = await inbox_depth(network)
+                say(
+                    f"emergency: idle p99 {percentile(idle, 0.99):.0f} ms; with {backlog} routine "
+                    f"waiting p50 {percentile(loaded, 0.5):.0f} ms, p99 "
+                    f"{percentile(loaded, 0.99):.0f} ms ({left} routine still queued after)"
+                )
+                del pending
+            finally:
+                await de.stop()
+    finally:
+        await at.stop()
     idle_p99 = percentile(idle, 0.99)
     loaded_p99 = percentile(loaded, 0.99)
     emergency_ratio = loaded_p99 / idle_p99 if idle_p99 > 0 else float("inf")

@@ -28,7 +28,7 @@ except a StoreError.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -104,6 +104,10 @@ def _untrusted_header(raw: bytes, limit: int) -> tuple[str | None, str | None]:
     )
 
 
+async def _no_pause() -> None:
+    return None
+
+
 class Inbox:
     """Runs the inbox pipeline of one node against its store."""
 
@@ -114,8 +118,15 @@ class Inbox:
         clock: Clock,
         limits: Limits,
         retry_for: Callable[[str], delivery.RetryProfile],
+        checkpoint: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Bind the pipeline to a node's store, identity, clock, limits and retry profiles."""
+        """Bind the pipeline to a node's store, identity, clock, limits and retry profiles.
+
+        ``checkpoint`` is awaited between the pipeline's steps: the node parks routine
+        work there while emergency work is pending (on two cores, an emergency message
+        must not share the interpreter with a backlog of routine ones).
+        """
+        self._checkpoint = checkpoint or _no_pause
         self._retry_for = retry_for
         self._store = store
         self._identity = identity
@@ -145,6 +156,7 @@ class Inbox:
         except BrokerError as exc:
             return await self._quarantine(raw, exc)
         envelope = authenticated.envelope
+        await self._checkpoint()
         # 2. Dedup by message id.
         existing = await self._store.get_inbound(envelope.id)
         if existing is not None:
@@ -157,6 +169,7 @@ class Inbox:
                 authenticated, raw, ClockSkew("sent_at lies outside this node's age window")
             )
         # 4. Policy, recipient, decryption, form, seal.
+        await self._checkpoint()
         try:
             opened = open_authenticated(
                 authenticated,
@@ -173,6 +186,7 @@ class Inbox:
                 raise TypeError(f"the model of {RECEIPT_TYPE} is not Receipt")
             return await self._receipt(authenticated, raw, opened.form, opened.sealed_by)
         # 5. Persist with the positive receipt, in one transaction.
+        await self._checkpoint()
         receipt = self._receipt_for(authenticated, None)
         row = self._row(authenticated, "accepted", None, opened.sealed_by, receipt)
         events = [
@@ -310,7 +324,7 @@ class Inbox:
         )
         if not created:
             return await self._duplicate(stored, authenticated, raw)
-        await self._apply_receipt(authenticated, receipt)
+        await self._apply_receipt(authenticated, receipt, original)
         return InboxResult("receipt", code=receipt.code, message_id=envelope.id)
 
     async def _check_receipt(
@@ -329,21 +343,31 @@ class Inbox:
             raise ReceiptMismatch("the receipt does not match the message it names")
         return original
 
-    async def _apply_receipt(self, authenticated: AuthenticatedEnvelope, receipt: Receipt) -> None:
+    async def _apply_receipt(
+        self,
+        authenticated: AuthenticatedEnvelope,
+        receipt: Receipt,
+        original: OutboundMessage | None = None,
+    ) -> None:
         # The publisher loop moves the same row (queued -> sent) concurrently, and a
         # receipt can overtake that update: compare-and-set, and on a lost race read
         # the row again and re-apply, so a receipt's effect is never dropped.
         for _ in range(_RECEIPT_CAS_ATTEMPTS):
-            if await self._try_apply_receipt(authenticated, receipt):
+            if await self._try_apply_receipt(authenticated, receipt, original):
                 return
+            original = None
         # Give up this delivery: the store error requeues it, and the redelivery
         # (a duplicate of a recorded receipt) applies it again.
         raise StoreError(f"outbox row {receipt.message_id} kept changing under its receipt")
 
     async def _try_apply_receipt(
-        self, authenticated: AuthenticatedEnvelope, receipt: Receipt
+        self,
+        authenticated: AuthenticatedEnvelope,
+        receipt: Receipt,
+        original: OutboundMessage | None,
     ) -> bool:
-        original = await self._store.get_outbound(receipt.message_id)
+        if original is None:
+            original = await self._store.get_outbound(receipt.message_id)
         if original is None:
             raise StoreError(f"outbox row {receipt.message_id} vanished")
         now = self._clock.now()

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 
@@ -33,15 +34,25 @@ from broker import delivery
 from broker.clock import Clock, SystemClock
 from broker.config import NodeConfig
 from broker.errors import BrokerError, StoreError, TransportError
+from broker.forms import Form
 from broker.identity import Identity, load_identity
 from broker.inbox import Inbox, InboxResult
+from broker.outbox import submit
 from broker.store import open_store
 from broker.store.atrest import load_storage_key
-from broker.store.base import AuditEvent, OutboundMessage, Store
+from broker.store.base import (
+    URGENT,
+    AuditEvent,
+    DeliveryUpdate,
+    OutboundMessage,
+    Priority,
+    Store,
+)
 from broker.transport import (
     AmqpSettings,
     Consumer,
     Delivery,
+    Lanes,
     Outcome,
     Outgoing,
     Publisher,
@@ -56,6 +67,10 @@ log = structlog.get_logger(__name__)
 
 #: How often the publisher loop looks for due rows when nothing wakes it.
 _IDLE_POLL_SECONDS = 0.5
+#: How often the emergency publisher looks for due rows when nothing wakes it (rows
+#: written by other processes, e.g. ``evb send --priority emergency``, are also found
+#: by the main publisher within its poll).
+_EMERGENCY_POLL_SECONDS = 1.0
 #: How often released quarantine entries are looked for.
 _RELEASE_POLL_SECONDS = 1.0
 
@@ -82,9 +97,19 @@ class Node:
         self.identity = identity
         self.store = store
         self.clock = clock
-        self.inbox = Inbox(store, identity, clock, config.limits, config.retry_for)
+        # Emergency first, across the node: the consumer's deliveries, the inbox
+        # pipeline's steps and the routine publisher all wait while it is held.
+        self.lanes = Lanes()
+        self.inbox = Inbox(
+            store, identity, clock, config.limits, config.retry_for, self._routine_turn
+        )
         self.stats = NodeStats()
         self.ready = asyncio.Event()
+        # Set when emergency work may have queued an emergency outbox row (a receipt).
+        self._emergency_due = asyncio.Event()
+        # Emergency deliveries handed over to the emergency publisher: each holds the
+        # lanes until the round that publishes its receipt is over.
+        self._handed_over = 0
         self._exchange = node_names(config.participant).exchange
 
     @property
@@ -124,12 +149,14 @@ class Node:
                     self._on_delivery,
                     prefetch=settings.prefetch,
                     concurrency=self.config.amqp.concurrency,
+                    lanes=self.lanes,
                 ) as consumer,
             ):
                 log.info("node.started", participant=self.participant)
                 self.ready.set()
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._publish_loop(publisher, stop))
+                    tasks.create_task(self._publish_loop(publisher, stop, "emergency"))
                     tasks.create_task(self._release_loop(stop))
                     await stop.wait()
                     # Drain: stop taking deliveries, finish those in flight.
@@ -140,15 +167,66 @@ class Node:
                 await connection.close()
             log.info("node.stopped", participant=self.participant)
 
+    async def submit(
+        self,
+        *,
+        form_type: str,
+        form: Form | Mapping[str, Any],
+        recipient: str,
+        case: str | None = None,
+        in_reply_to: str | None = None,
+        priority: Priority = "normal",
+    ) -> OutboundMessage:
+        """Seal a form and queue it in this node's outbox (see :func:`broker.outbox.submit`).
+
+        An emergency message submitted here is published by the emergency publisher
+        at once; one queued by another process (``evb send``) is found by the
+        publisher's poll (SQLite) or notification (PostgreSQL).
+
+        Raises:
+            SchemaError, SemanticError, UnknownTypeError: the form is not valid.
+            PolicyError: the policy forbids this route.
+            TrustError: a key is unknown, revoked or expired.
+            StoreError: the store failed.
+        """
+        token = URGENT.set(priority == "emergency")
+        try:
+            row = await submit(
+                self.store,
+                self.identity,
+                self.clock,
+                form_type=form_type,
+                form=form,
+                recipient=recipient,
+                case=case,
+                in_reply_to=in_reply_to,
+                priority=priority,
+            )
+        finally:
+            URGENT.reset(token)
+        if priority == "emergency":
+            self._emergency_due.set()
+        return row
+
     # -- inbox ----------------------------------------------------------------------------
 
     async def _on_delivery(self, item: Delivery) -> Outcome:
         """Handle one delivery: ack it once stored, requeue it on store trouble."""
+        emergency = item.lane == "emergency"
+        token = URGENT.set(emergency)
         try:
             result = await self.inbox.handle(item.body, dead_lettered=item.lane == "quarantine")
         except StoreError as exc:
             log.error("inbox.store_failed", code=exc.code, redelivered=item.redelivered)
             return Outcome.REQUEUE
+        finally:
+            URGENT.reset(token)
+        if emergency:
+            # Its receipt is an emergency outbox row: publish it now, not after the
+            # routine round in progress, and keep routine work parked until then.
+            self.lanes.emergency_arrived()
+            self._handed_over += 1
+            self._emergency_due.set()
         self.stats.count(result)
         return Outcome.ACK
 
@@ -173,28 +251,77 @@ class Node:
 
     # -- outbox ---------------------------------------------------------------------------
 
-    async def _publish_loop(self, publisher: Publisher, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                published = await self.publish_round(publisher)
-            except StoreError as exc:
-                log.error("outbox.store_failed", code=exc.code)
-                published = 0
-            if published == 0 and not stop.is_set():
-                waiter = asyncio.ensure_future(self.store.wait_outbox(_IDLE_POLL_SECONDS))
-                stopper = asyncio.ensure_future(stop.wait())
-                try:
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in (waiter, stopper):
-                        task.cancel()
-                    await asyncio.gather(waiter, stopper, return_exceptions=True)
+    async def _publish_loop(
+        self, publisher: Publisher, stop: asyncio.Event, priority: Priority | None = None
+    ) -> None:
+        """Publish due outbox rows until ``stop``.
 
-    async def publish_round(self, publisher: Publisher) -> int:
-        """Publish the outbox rows due now; return how many were published."""
+        The node runs two: one for every row (emergency first), and one for emergency
+        rows only, so that an emergency message never waits for a routine round's
+        confirms. The latter's store calls are marked urgent (this task's context).
+        """
+        emergency = priority == "emergency"
+        URGENT.set(emergency)
+        try:
+            while not stop.is_set():
+                handed_over = 0
+                if emergency:
+                    self._emergency_due.clear()
+                    handed_over, self._handed_over = self._handed_over, 0
+                try:
+                    published = await self._round(publisher, priority)
+                except StoreError as exc:
+                    log.error("outbox.store_failed", code=exc.code)
+                    published = 0
+                finally:
+                    for _ in range(handed_over):
+                        self.lanes.emergency_done()
+                if published == 0 and not stop.is_set():
+                    await self._idle(stop, emergency)
+        finally:
+            if emergency:
+                for _ in range(self._handed_over):
+                    self.lanes.emergency_done()
+                self._handed_over = 0
+
+    async def _round(self, publisher: Publisher, priority: Priority | None) -> int:
+        if priority != "emergency":
+            await self._routine_turn()
+            return await self.publish_round(publisher, priority)
+        # The emergency publisher holds the lanes while it publishes.
+        self.lanes.emergency_arrived()
+        try:
+            return await self.publish_round(publisher, priority)
+        finally:
+            self.lanes.emergency_done()
+
+    async def _idle(self, stop: asyncio.Event, emergency: bool) -> None:
+        waiter = asyncio.ensure_future(
+            _wait_event(self._emergency_due, _EMERGENCY_POLL_SECONDS)
+            if emergency
+            else self.store.wait_outbox(_IDLE_POLL_SECONDS)
+        )
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, stopper):
+                task.cancel()
+            await asyncio.gather(waiter, stopper, return_exceptions=True)
+
+    async def _routine_turn(self) -> None:
+        """Park routine work while emergency work is pending (emergency work passes)."""
+        if self.lanes.emergency_pending and not URGENT.get():
+            await self.lanes.routine_turn()
+
+    async def publish_round(self, publisher: Publisher, priority: Priority | None = None) -> int:
+        """Publish the outbox rows due now (of ``priority`` only, if given); return how many."""
         now = self.clock.now()
         rows = await self.store.claim_due(
-            now, self.config.publisher.batch, self.config.publisher.lease.total_seconds()
+            now,
+            self.config.publisher.batch,
+            self.config.publisher.lease.total_seconds(),
+            priority=priority,
         )
         if not rows:
             return 0
@@ -234,6 +361,7 @@ class Node:
         )
         done = self.clock.now()
         published = 0
+        updates: list[DeliveryUpdate] = []
         for (row, before), outcome in zip(to_send, outcomes, strict=True):
             event: delivery.Event
             if outcome is None:
@@ -256,15 +384,20 @@ class Node:
                 code=None if outcome is None else outcome.code,
                 details={"attempt": after.attempts, "type": row.type},
             )
-            await self.store.update_delivery(
-                row.id,
-                state=after.state,
-                attempts=after.attempts,
-                next_attempt_at=after.next_attempt_at,
-                code=after.code,
-                events=[audit],
-                expect_state=[row.state],
+            # Compare-and-set: a receipt that overtook this round wins.
+            updates.append(
+                DeliveryUpdate(
+                    row.id,
+                    state=after.state,
+                    attempts=after.attempts,
+                    next_attempt_at=after.next_attempt_at,
+                    code=after.code,
+                    events=[audit],
+                    expect_state=[row.state],
+                )
             )
+        # One transaction for the round, not one per row.
+        await self.store.update_deliveries(updates)
         self.stats.published += published
         self.stats.publish_failed += len(to_send) - published
         return len(to_send)
@@ -310,6 +443,11 @@ class Node:
                 code=after.code,
                 attempts=after.attempts,
             )
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
 
 
 def _delivery(row: OutboundMessage) -> delivery.Delivery:

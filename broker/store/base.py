@@ -19,18 +19,22 @@ plaintext forms. Envelopes are stored as received (they are already encrypted).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
 __all__ = [
+    "URGENT",
     "AuditEvent",
     "CaseSummary",
     "DeliveryState",
+    "DeliveryUpdate",
     "Direction",
     "InboundMessage",
     "InboundStatus",
     "OutboundMessage",
+    "Priority",
     "QuarantineEntry",
     "QuarantineState",
     "Store",
@@ -45,6 +49,13 @@ InboundStatus = Literal["accepted", "rejected"]
 #: ``purged``: raw bytes erased by an operator, the metadata kept.
 QuarantineState = Literal["held", "released", "reprocessed", "purged"]
 Direction = Literal["in", "out"]
+#: A message's priority (as on the envelope).
+Priority = Literal["emergency", "normal"]
+
+#: True while the current task does emergency work. Stores that serialise their
+#: operations (SQLite: one connection, one thread) run such operations first, so an
+#: emergency message never waits behind a queue of routine writes.
+URGENT: ContextVar[bool] = ContextVar("evb_store_urgent", default=False)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,23 @@ class AuditEvent:
     peer: str | None = None
     code: str | None = None
     details: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryUpdate:
+    """One outbox row's new delivery state, for :meth:`Store.update_deliveries`.
+
+    The fields mean what the keyword arguments of :meth:`Store.update_delivery` mean.
+    """
+
+    message_id: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime | None
+    code: str | None
+    events: Sequence[AuditEvent] = ()
+    receipt: bytes | None = None
+    expect_state: Sequence[DeliveryState] | None = None
 
 
 @dataclass(frozen=True)
@@ -240,14 +268,20 @@ class Store(Protocol):
         ...
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_seconds: float
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        priority: Priority | None = None,
     ) -> list[OutboundMessage]:
         """Return up to ``limit`` outbox rows to publish now, oldest and emergency first.
 
         A row is due when its state is ``queued`` or ``sent`` and ``next_attempt_at``
         is at or before ``now``. Claimed rows get ``next_attempt_at = now + lease``
         so that another worker (PostgreSQL: ``FOR UPDATE SKIP LOCKED``) or the next
-        loop does not take them while they are being published.
+        loop does not take them while they are being published. ``priority`` claims
+        rows of that priority only (the node's emergency publisher).
         """
         ...
 
@@ -281,6 +315,20 @@ class Store(Protocol):
 
         Raises:
             StoreError: no such row, or the database failed.
+        """
+        ...
+
+    async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> list[bool]:
+        """Apply several :meth:`update_delivery` changes in one transaction.
+
+        The publisher loop moves a whole round of rows at once: one commit instead of
+        one per row. Each update is compared-and-set on its own.
+
+        Returns:
+            For each update, whether its row was updated.
+
+        Raises:
+            StoreError: a row does not exist, or the database failed (nothing is written).
         """
         ...
 

@@ -50,10 +50,12 @@ from broker.store.base import (
     AuditEvent,
     CaseSummary,
     DeliveryState,
+    DeliveryUpdate,
     Direction,
     InboundMessage,
     InboundStatus,
     OutboundMessage,
+    Priority,
     QuarantineEntry,
     QuarantineState,
 )
@@ -507,7 +509,12 @@ class PostgresStore:
         self._wake.set()
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_seconds: float
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        priority: Priority | None = None,
     ) -> list[OutboundMessage]:
         """Return up to ``limit`` due outbox rows, emergency then oldest first, leased.
 
@@ -520,12 +527,14 @@ class PostgresStore:
                 "WITH due AS ("
                 " SELECT id FROM outbox"
                 " WHERE state IN ('queued', 'sent') AND next_attempt_at <= $2"
+                " AND ($4::text IS NULL OR priority = $4)"
                 f" ORDER BY {_DUE_ORDER} LIMIT $3 FOR UPDATE SKIP LOCKED)"
                 " UPDATE outbox AS o SET next_attempt_at = $1 FROM due WHERE o.id = due.id"
                 f" RETURNING {returning}",
                 until,
                 now,
                 limit,
+                priority,
             )
         claimed = [_outbound(row) for row in rows]
         claimed.sort(key=lambda m: (m.priority != "emergency", m.created_at, m.id))
@@ -553,29 +562,51 @@ class PostgresStore:
         Raises:
             StoreError: no such row, or the database failed.
         """
+        update = DeliveryUpdate(
+            message_id, state, attempts, next_attempt_at, code, events, receipt, expect_state
+        )
+        return (await self.update_deliveries([update]))[0]
+
+    async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> list[bool]:
+        """Apply several delivery updates in one transaction (see :class:`Store`)."""
+        if not updates:
+            return []
+        results: list[bool] = []
+        now = _utc(self._clock.now())
         async with self._tx("update_delivery") as conn:
-            current = await conn.fetchval(
-                "SELECT state FROM outbox WHERE id = $1 FOR UPDATE", message_id
-            )
-            if current is None:
-                raise StoreError(f"no outbox message {message_id}")
-            if expect_state is not None and current not in expect_state:
-                return False
-            await conn.execute(
-                "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = $4, code = $5,"
-                " receipt = coalesce($6, receipt), updated_at = $7 WHERE id = $1",
-                message_id,
-                state,
-                attempts,
-                _opt_utc(next_attempt_at),
-                code,
-                receipt,
-                _utc(self._clock.now()),
-            )
-            await self._insert_audit(conn, events)
-            await self._notify(conn)
-        self._wake.set()
-        return True
+            # Lock in id order: two workers updating overlapping rounds cannot deadlock.
+            order = sorted(range(len(updates)), key=lambda i: updates[i].message_id)
+            states = {}
+            for i in order:
+                message_id = updates[i].message_id
+                current = await conn.fetchval(
+                    "SELECT state FROM outbox WHERE id = $1 FOR UPDATE", message_id
+                )
+                if current is None:
+                    raise StoreError(f"no outbox message {message_id}")
+                states[i] = current
+            for i, update in enumerate(updates):
+                if update.expect_state is not None and states[i] not in update.expect_state:
+                    results.append(False)
+                    continue
+                await conn.execute(
+                    "UPDATE outbox SET state = $2, attempts = $3, next_attempt_at = $4,"
+                    " code = $5, receipt = coalesce($6, receipt), updated_at = $7 WHERE id = $1",
+                    update.message_id,
+                    update.state,
+                    update.attempts,
+                    _opt_utc(update.next_attempt_at),
+                    update.code,
+                    update.receipt,
+                    now,
+                )
+                await self._insert_audit(conn, update.events)
+                results.append(True)
+            if any(results):
+                await self._notify(conn)
+        if any(results):
+            self._wake.set()
+        return results
 
     async def get_outbound(self, message_id: str) -> OutboundMessage | None:
         """Return an outbox row by id."""

@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -47,13 +51,16 @@ from broker.clock import Clock
 from broker.errors import StoreError
 from broker.store.atrest import CaseKey, StorageKey
 from broker.store.base import (
+    URGENT,
     AuditEvent,
     CaseSummary,
     DeliveryState,
+    DeliveryUpdate,
     Direction,
     InboundMessage,
     InboundStatus,
     OutboundMessage,
+    Priority,
     QuarantineEntry,
     QuarantineState,
 )
@@ -178,6 +185,65 @@ def _audited(row: sqlite3.Row) -> tuple[int, AuditEvent]:
     )
 
 
+class _UrgentFirstExecutor(Executor):
+    """One worker thread for the store's connection, running emergency work first.
+
+    SQLite's connection is used from one thread. A call submitted while
+    :data:`~broker.store.base.URGENT` is set in the caller's context overtakes every
+    routine call still waiting; calls of one kind keep their order. A routine call
+    already running finishes first.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, _Work | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """Queue ``fn(*args, **kwargs)``: first among routine calls if URGENT is set."""
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store's executor is shut down")
+            rank = 0 if URGENT.get() else 1
+            self._queue.put((rank, next(self._order), _Work(future, fn, args, kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Run what is queued, then stop the thread (after it, when ``wait``)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put((2, next(self._order), None))
+        if wait:
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            _, _, work = self._queue.get()
+            if work is None:
+                return
+            if not work.future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = work.fn(*work.args, **work.kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a pool does
+                work.future.set_exception(exc)
+            else:
+                work.future.set_result(result)
+
+
+@dataclass(frozen=True)
+class _Work:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
 # -- on the worker thread ----------------------------------------------------------------
 
 
@@ -283,7 +349,7 @@ class SqliteStore:
     """
 
     def __init__(
-        self, executor: ThreadPoolExecutor, db: _Db, storage_key: StorageKey, clock: Clock
+        self, executor: _UrgentFirstExecutor, db: _Db, storage_key: StorageKey, clock: Clock
     ) -> None:
         self._executor = executor
         self._db: _Db | None = db
@@ -300,7 +366,7 @@ class SqliteStore:
         Raises:
             StoreError: the file cannot be opened, or migration failed.
         """
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evb-sqlite")
+        executor = _UrgentFirstExecutor("evb-sqlite")
         try:
             db = await asyncio.get_running_loop().run_in_executor(executor, _connect, database)
         except sqlite3.Error as exc:
@@ -461,11 +527,16 @@ class SqliteStore:
         _insert_audit(db, events)
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_seconds: float
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        *,
+        priority: Priority | None = None,
     ) -> list[OutboundMessage]:
         """Return up to ``limit`` due outbox rows, emergency then oldest first, leased."""
         until = now + timedelta(seconds=lease_seconds)
-        rows = await self._write("claim_due", _claim_due, _us(until), _us(now), limit)
+        rows = await self._write("claim_due", _claim_due, _us(until), _us(now), limit, priority)
         claimed = [_outbound(row) for row in rows]
         claimed.sort(key=lambda m: (m.priority != "emergency", m.created_at, m.id))
         return claimed
@@ -492,21 +563,22 @@ class SqliteStore:
         Raises:
             StoreError: no such row, or the database failed.
         """
-        values = (
-            state,
-            attempts,
-            _opt_us(next_attempt_at),
-            code,
-            receipt,
-            _us(self._clock.now()),
-            message_id,
+        update = DeliveryUpdate(
+            message_id, state, attempts, next_attempt_at, code, events, receipt, expect_state
         )
-        updated = await self._write(
-            "update_delivery", _update_delivery, message_id, values, expect_state, events
+        return (await self.update_deliveries([update]))[0]
+
+    async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> list[bool]:
+        """Apply several delivery updates in one transaction (see :class:`Store`)."""
+        if not updates:
+            return []
+        now = _us(self._clock.now())
+        results = await self._write(
+            "update_delivery", _update_deliveries, [(u, now) for u in updates]
         )
-        if updated:
+        if any(results):
             self._wake.set()
-        return updated
+        return results
 
     async def get_outbound(self, message_id: str) -> OutboundMessage | None:
         """Return an outbox row by id."""
@@ -837,35 +909,44 @@ def _schema_version(db: _Db) -> int:
     return version
 
 
-def _claim_due(db: _Db, until: int, now: int, limit: int) -> list[sqlite3.Row]:
+def _claim_due(
+    db: _Db, until: int, now: int, limit: int, priority: str | None
+) -> list[sqlite3.Row]:
     return db.execute(
-        "UPDATE outbox SET next_attempt_at = ? WHERE id IN ("
-        " SELECT id FROM outbox WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?"
-        f" ORDER BY {_DUE_ORDER} LIMIT ?)"
+        "UPDATE outbox SET next_attempt_at = ?1 WHERE id IN ("
+        " SELECT id FROM outbox WHERE state IN ('queued', 'sent') AND next_attempt_at <= ?2"
+        " AND (?4 IS NULL OR priority = ?4)"
+        f" ORDER BY {_DUE_ORDER} LIMIT ?3)"
         f" RETURNING {_OUT_COLUMNS}",
-        (until, now, limit),
+        (until, now, limit, priority),
     ).fetchall()
 
 
-def _update_delivery(
-    db: _Db,
-    message_id: str,
-    values: tuple[Any, ...],
-    expect_state: Sequence[str] | None,
-    events: Sequence[AuditEvent],
-) -> bool:
-    current = _state_of(db, "outbox", message_id)
-    if current is None:
-        raise StoreError(f"no outbox message {message_id}")
-    if expect_state is not None and current not in expect_state:
-        return False
-    db.execute(
-        "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, code = ?,"
-        " receipt = coalesce(?, receipt), updated_at = ? WHERE id = ?",
-        values,
-    )
-    _insert_audit(db, events)
-    return True
+def _update_deliveries(db: _Db, updates: Sequence[tuple[DeliveryUpdate, int]]) -> list[bool]:
+    results = []
+    for update, now in updates:
+        current = _state_of(db, "outbox", update.message_id)
+        if current is None:
+            raise StoreError(f"no outbox message {update.message_id}")
+        if update.expect_state is not None and current not in update.expect_state:
+            results.append(False)
+            continue
+        db.execute(
+            "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, code = ?,"
+            " receipt = coalesce(?, receipt), updated_at = ? WHERE id = ?",
+            (
+                update.state,
+                update.attempts,
+                _opt_us(update.next_attempt_at),
+                update.code,
+                update.receipt,
+                now,
+                update.message_id,
+            ),
+        )
+        _insert_audit(db, update.events)
+        results.append(True)
+    return results
 
 
 def _requeue(db: _Db, message_id: str, now: int, events: Sequence[AuditEvent]) -> None:

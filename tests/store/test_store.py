@@ -16,6 +16,7 @@ from broker.clock import FixedClock
 from broker.errors import StoreError
 from broker.ids import uuid7
 from broker.store import StorageKey, Store, connect_store, open_store
+from broker.store.base import DeliveryUpdate
 from broker.store.migrations import LATEST_VERSION
 from tests.store.builders import SECOND, T0, entry, event, inbound, outbound, receipt_for
 from tests.store.conftest import Raw
@@ -126,6 +127,18 @@ async def test_claim_due_orders_emergency_then_oldest_and_leases(store: Store) -
     assert [m.id for m in again] == [urgent.id, sent.id, old.id, newer.id]
 
 
+async def test_claim_due_of_one_priority(store: Store) -> None:
+    routine = outbound(at=T0 - 10 * SECOND)
+    urgent = outbound(at=T0 - SECOND, priority="emergency")
+    for message in (routine, urgent):
+        await store.submit(message, None, [])
+    emergency = await store.claim_due(T0, limit=10, lease_seconds=30, priority="emergency")
+    assert [m.id for m in emergency] == [urgent.id]
+    assert await store.claim_due(T0, limit=10, lease_seconds=30, priority="emergency") == []
+    normal = await store.claim_due(T0, limit=10, lease_seconds=30, priority="normal")
+    assert [m.id for m in normal] == [routine.id]
+
+
 async def test_update_delivery_compare_and_set(store: Store, clock: FixedClock) -> None:
     message = outbound()
     await store.submit(message, None, [])
@@ -201,6 +214,52 @@ async def test_update_delivery_of_a_missing_row(store: Store) -> None:
             expect_state=["queued"],
         )
     assert await store.list_audit() == []
+
+
+async def test_update_deliveries_is_one_transaction_of_compare_and_sets(store: Store) -> None:
+    first, second = outbound(), outbound()
+    for message in (first, second):
+        await store.submit(message, None, [])
+    results = await store.update_deliveries(
+        [
+            DeliveryUpdate(
+                first.id,
+                state="sent",
+                attempts=1,
+                next_attempt_at=None,
+                code=None,
+                events=[event("message.sent", message_id=first.id)],
+                expect_state=["queued"],
+            ),
+            # Lost its compare-and-set: nothing of it is written, not even its event.
+            DeliveryUpdate(
+                second.id,
+                state="sent",
+                attempts=1,
+                next_attempt_at=None,
+                code=None,
+                events=[event("message.sent", message_id=second.id)],
+                expect_state=["sent"],
+            ),
+        ]
+    )
+    assert results == [True, False]
+    states = [(await store.get_outbound(m.id)) for m in (first, second)]
+    assert [(r.state if r else None) for r in states] == ["sent", "queued"]
+    assert [e.message_id for _, e in await store.list_audit()] == [first.id]
+    assert await store.update_deliveries([]) == []
+
+    # A missing row fails the whole batch: the update before it is rolled back too.
+    with pytest.raises(StoreError, match="no outbox message"):
+        await store.update_deliveries(
+            [
+                DeliveryUpdate(second.id, "sent", 1, None, None, [event("message.sent")]),
+                DeliveryUpdate(uuid7(), "sent", 1, None, None, []),
+            ]
+        )
+    row = await store.get_outbound(second.id)
+    assert row is not None and row.state == "queued"
+    assert len(await store.list_audit()) == 1
 
 
 async def test_requeue(store: Store) -> None:
