@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 from structlog.testing import capture_logs
 
@@ -322,3 +324,73 @@ async def _stream_through_a_broker_restart(
         assert sorted(m.id for m in inbound) == sorted(ids)
         assert await at.store.list_quarantine() == []
         assert await de.store.list_quarantine() == []
+
+
+async def _publish_raw(net: Net, bodies: list[bytes]) -> None:
+    """Publish bodies straight into AT.247's inbox queue, as a hostile peer's link could."""
+    vhost = net.network.participants["AT.247"]["routing"]["vhost"]
+    connection = await aio_pika.connect(net.network.vhost_url(vhost))
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        for body in bodies:
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key="evb.AT.247.inbox",
+                mandatory=True,
+            )
+    finally:
+        await connection.close()
+
+
+async def test_bad_input_over_the_wire_is_quarantined_and_the_node_lives_on(net: Net) -> None:
+    # DE's node does not run: its outbox only seals envelopes for the test to send.
+    async with open_node(net.configs["DE.247"]) as de:
+        [valid, later] = [json.loads(raw) for raw in await _sealed(de, 2)]
+    limit = net.configs["AT.247"].limits.max_envelope_bytes
+    value = later["sig"]["value"]
+    flipped = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
+    tampered = dict(later, sig=dict(later["sig"], value=flipped))
+    # A known id with other header bytes: the signature no longer covers them.
+    altered = dict(valid, sent_at=later["sent_at"])
+    valid_bytes = json.dumps(valid).encode()
+    bad = {
+        "garbage": (b"\x00\xff not json at all", "E_PARSE"),
+        "oversized": (b'{"x":"' + b"a" * limit + b'"}', "E_TOO_LARGE"),
+        "tampered": (json.dumps(tampered).encode(), "E_SIG_INVALID"),
+        "altered": (json.dumps(altered).encode(), "E_SIG_INVALID"),
+        "not an envelope": (b'{"evb": 1}', "E_SCHEMA"),
+    }
+    async with running(net.configs["AT.247"]) as at:
+        await _publish_raw(net, [valid_bytes, *(body for body, _ in bad.values()), valid_bytes])
+
+        async def all_handled() -> bool:
+            done = sum(at.stats.results.values())
+            return done >= 2 + len(bad)
+
+        await _until(all_handled, 60, "every delivery handled")
+        assert at.stats.results == {"accepted": 1, "duplicate": 1, "quarantined": len(bad)}
+        quarantined = await at.store.list_quarantine()
+        assert sorted(q.code for q in quarantined) == sorted(code for _, code in bad.values())
+        assert all(not q.authenticated and q.state == "held" for q in quarantined)
+        # Nothing was lost: each entry keeps the raw bytes for the operator.
+        for entry in quarantined:
+            full = await at.store.get_quarantine(entry.id)
+            assert full is not None and full.raw is not None and len(full.raw) == full.size
+        # The node still works: the valid message took effect exactly once.
+        assert (await _effects(at, [valid["id"]])) == {valid["id"]: 1}
+        assert await at.store.get_inbound(later["id"]) is None
+
+
+async def _sealed(node: Node, count: int) -> list[bytes]:
+    rows = []
+    for _ in range(count):
+        row = await submit(
+            node.store,
+            node.identity,
+            node.clock,
+            form_type=FORM_TYPE,
+            form=_form(),
+            recipient="AT.247",
+        )
+        rows.append(row.envelope)
+    return rows
