@@ -27,6 +27,8 @@ from typing import Literal, Protocol
 __all__ = [
     "URGENT",
     "AuditEvent",
+    "CaseChange",
+    "CaseRecord",
     "CaseSummary",
     "DeliveryState",
     "DeliveryUpdate",
@@ -38,6 +40,7 @@ __all__ = [
     "QuarantineEntry",
     "QuarantineState",
     "Store",
+    "StoredDeadline",
 ]
 
 #: Delivery states of an outbound message (see :mod:`broker.delivery`).
@@ -231,6 +234,79 @@ class CaseSummary:
     shredded: bool
 
 
+@dataclass(frozen=True)
+class CaseRecord:
+    """Where a case stands in its instrument's lifecycle (:mod:`broker.lifecycle`).
+
+    Attributes:
+        case_id: the case id.
+        instrument: the catalogue type of the request that opened it.
+        priority: the request's priority.
+        requester: the participant that sent the request.
+        requested: the participant it was sent to.
+        state: the state machine's current state.
+        events: how many lifecycle events are recorded (each change adds one; a
+            change made against an older count is refused: optimistic locking).
+        facts: facts of the case some deadline rules depend on (``data_kind`` …).
+        overrides: case-level periods or dates by override key (ISO 8601 text).
+        updated_at: when the last event was recorded.
+    """
+
+    case_id: str
+    instrument: str
+    priority: Priority
+    requester: str
+    requested: str
+    state: str
+    events: int
+    facts: Mapping[str, str] = field(default_factory=dict)
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredDeadline:
+    """One deadline of a case as the store keeps it for the scheduler and the views.
+
+    The fields mirror :class:`broker.lifecycle.Deadline`; ``next_reminder_at`` and
+    ``escalated_at`` are the scheduler's progress (kept while ``due_at`` is unchanged).
+    """
+
+    case_id: str
+    rule: str
+    instrument: str
+    step: str
+    article: str
+    owed_by: str
+    priority: Priority
+    escalation: str
+    started_at: datetime
+    due_at: datetime
+    state: str
+    met_at: datetime | None
+    reminders: tuple[datetime, ...]
+    next_reminder_at: datetime | None
+    escalated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """One lifecycle event of a case, to be recorded with the message that caused it.
+
+    Attributes:
+        record: the case after the event (``events`` counts it).
+        event: the lifecycle event, JSON-ready (codes, roles and times; no personal data).
+        message_id: the message that carried it (None for the scheduler's lapses).
+        deadlines: every deadline of the case after the event (rows for other rules
+            are deleted).
+    """
+
+    record: CaseRecord
+    event: Mapping[str, object]
+    message_id: str | None
+    deadlines: Sequence[StoredDeadline]
+
+
 class Store(Protocol):
     """A node's persistent state. Every method is one transaction.
 
@@ -253,6 +329,7 @@ class Store(Protocol):
         message: OutboundMessage,
         form: bytes | None,
         events: Sequence[AuditEvent],
+        case_change: CaseChange | None = None,
     ) -> None:
         """Insert an outbox row (state ``queued``), its case if new, and audit events.
 
@@ -358,8 +435,13 @@ class Store(Protocol):
         receipt: OutboundMessage | None,
         events: Sequence[AuditEvent],
         quarantine: QuarantineEntry | None = None,
+        case_change: CaseChange | None = None,
     ) -> tuple[InboundMessage, bool]:
         """Record an authenticated inbound message, exactly once per message id.
+
+        ``case_change`` (accepted messages of a case) is applied in the same
+        transaction; a case changed meanwhile by another worker raises StoreError and
+        nothing is written (the delivery is retried against the new history).
 
         In one transaction: the inbox row (unique on ``id``), its case if new, the
         encrypted form (accepted messages), the receipt as an outbox row (state
@@ -401,6 +483,58 @@ class Store(Protocol):
 
     async def list_cases(self, *, limit: int = 100) -> list[CaseSummary]:
         """Return cases, most recently updated first."""
+        ...
+
+    # -- case lifecycles and deadlines ----------------------------------------------------
+
+    async def get_case(self, case_id: str) -> tuple[CaseRecord, list[dict[str, object]]] | None:
+        """Return a case's lifecycle record and its events (oldest first), or None."""
+        ...
+
+    async def record_case_change(self, change: CaseChange, events: Sequence[AuditEvent]) -> None:
+        """Record a lifecycle event that no message carries (the scheduler's lapses).
+
+        Raises:
+            StoreError: the case changed meanwhile (``record.events`` is not one more
+                than the stored count), or the database failed.
+        """
+        ...
+
+    async def list_case_records(
+        self,
+        *,
+        state: str | None = None,
+        instrument: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[CaseRecord]:
+        """Return case lifecycles, most recently updated first.
+
+        ``due_before`` keeps cases with a pending deadline due before that time.
+        """
+        ...
+
+    async def list_deadlines(
+        self, *, case_id: str | None = None, pending_only: bool = True, limit: int = 1000
+    ) -> list[StoredDeadline]:
+        """Return deadlines, emergency first, then by due time."""
+        ...
+
+    async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
+        """Return pending deadlines whose reminder or escalation is due at ``now``."""
+        ...
+
+    async def update_deadline(
+        self,
+        case_id: str,
+        rule: str,
+        *,
+        state: str,
+        next_reminder_at: datetime | None,
+        escalated_at: datetime | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Record the scheduler's progress on one deadline, with its audit events."""
         ...
 
     async def case_messages(

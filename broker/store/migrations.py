@@ -148,6 +148,53 @@ def _tables(time: str, blob: str, boolean: str, serial: str) -> tuple[str, ...]:
     )
 
 
+def _lifecycle(time: str) -> tuple[str, ...]:
+    return (
+        f"""CREATE TABLE case_lifecycle (
+            case_id TEXT PRIMARY KEY,
+            instrument TEXT NOT NULL,
+            priority TEXT NOT NULL CHECK (priority IN {_PRIORITY}),
+            requester TEXT NOT NULL,
+            requested TEXT NOT NULL,
+            state TEXT NOT NULL,
+            events INTEGER NOT NULL CHECK (events >= 1),
+            facts TEXT NOT NULL,
+            overrides TEXT NOT NULL,
+            updated_at {time} NOT NULL
+        )""",
+        "CREATE INDEX case_lifecycle_state ON case_lifecycle (state, instrument)",
+        "CREATE INDEX case_lifecycle_updated ON case_lifecycle (updated_at)",
+        # One row per lifecycle event: roles, codes and dates (JSON), never a form.
+        """CREATE TABLE case_events (
+            case_id TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            message_id TEXT,
+            data TEXT NOT NULL,
+            PRIMARY KEY (case_id, seq)
+        )""",
+        f"""CREATE TABLE deadlines (
+            case_id TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            step TEXT NOT NULL,
+            article TEXT NOT NULL,
+            owed_by TEXT NOT NULL,
+            priority TEXT NOT NULL CHECK (priority IN {_PRIORITY}),
+            escalation TEXT NOT NULL,
+            started_at {time} NOT NULL,
+            due_at {time} NOT NULL,
+            state TEXT NOT NULL,
+            met_at {time},
+            reminders TEXT NOT NULL,
+            next_reminder_at {time},
+            escalated_at {time},
+            PRIMARY KEY (case_id, rule)
+        )""",
+        "CREATE INDEX deadlines_due ON deadlines (state, due_at)",
+        "CREATE INDEX deadlines_remind ON deadlines (state, next_reminder_at)",
+    )
+
+
 #: Every migration, oldest first.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -155,6 +202,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         name="cases, outbox, inbox, forms, quarantine, audit",
         sqlite=_tables("INTEGER", "BLOB", "INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         postgres=_tables("timestamptz", "bytea", "boolean", "bigserial PRIMARY KEY"),
+    ),
+    Migration(
+        version=2,
+        name="case lifecycles, case events, deadlines",
+        sqlite=_lifecycle("INTEGER"),
+        postgres=_lifecycle("timestamptz"),
     ),
 )
 

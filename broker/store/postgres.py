@@ -48,6 +48,8 @@ from broker.errors import ConfigError, StoreError
 from broker.store.atrest import CaseKey, StorageKey
 from broker.store.base import (
     AuditEvent,
+    CaseChange,
+    CaseRecord,
     CaseSummary,
     DeliveryState,
     DeliveryUpdate,
@@ -58,6 +60,7 @@ from broker.store.base import (
     Priority,
     QuarantineEntry,
     QuarantineState,
+    StoredDeadline,
 )
 from broker.store.migrations import LATEST_VERSION, MIGRATIONS
 
@@ -494,16 +497,22 @@ class PostgresStore:
     # -- outbox -------------------------------------------------------------------------
 
     async def submit(
-        self, message: OutboundMessage, form: bytes | None, events: Sequence[AuditEvent]
+        self,
+        message: OutboundMessage,
+        form: bytes | None,
+        events: Sequence[AuditEvent],
+        case_change: CaseChange | None = None,
     ) -> None:
         """Insert an outbox row, its case if new, its encrypted form and audit events.
 
         Raises:
             StoreError: a row with this id exists, the case was shredded (with a form),
-                or the database failed.
+                the case changed meanwhile, or the database failed.
         """
         async with self._tx("submit") as conn:
             await self._insert_outbound(conn, message, form)
+            if case_change is not None:
+                await _apply_case_change(conn, case_change)
             await self._insert_audit(conn, events)
             await self._notify(conn)
         self._wake.set()
@@ -658,6 +667,7 @@ class PostgresStore:
         receipt: OutboundMessage | None,
         events: Sequence[AuditEvent],
         quarantine: QuarantineEntry | None = None,
+        case_change: CaseChange | None = None,
     ) -> tuple[InboundMessage, bool]:
         """Record an authenticated inbound message exactly once per id (see the protocol).
 
@@ -696,6 +706,8 @@ class PostgresStore:
                     raise StoreError(f"inbox message {m.id} vanished during deduplication")
                 return _inbound(row), False
             wrapped = await self._touch_case(conn, m.case_id, m.type, m.sender, m.received_at)
+            if case_change is not None:
+                await _apply_case_change(conn, case_change)
             if form is not None:
                 await self._insert_form(conn, "in", m.id, m.case_id, wrapped, form)
             if receipt is not None:
@@ -791,6 +803,101 @@ class PostgresStore:
                 limit,
             )
         return [CaseSummary(**dict(row)) for row in rows]
+
+    # -- case lifecycles and deadlines ----------------------------------------------------
+
+    async def get_case(self, case_id: str) -> tuple[CaseRecord, list[dict[str, object]]] | None:
+        """Return a case's lifecycle record and its events (oldest first), or None."""
+        async with self._tx("get_case") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = $1", case_id
+            )
+            if row is None:
+                return None
+            events = await conn.fetch(
+                "SELECT data FROM case_events WHERE case_id = $1 ORDER BY seq", case_id
+            )
+        return _case_record(row), [json.loads(e["data"]) for e in events]
+
+    async def record_case_change(self, change: CaseChange, events: Sequence[AuditEvent]) -> None:
+        """Record a lifecycle event that no message carries (see the protocol)."""
+        async with self._tx("record_case_change") as conn:
+            await _apply_case_change(conn, change)
+            await self._insert_audit(conn, events)
+
+    async def list_case_records(
+        self,
+        *,
+        state: str | None = None,
+        instrument: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[CaseRecord]:
+        """Return case lifecycles, most recently updated first (see the protocol)."""
+        async with self._conn("list_case_records") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c"
+                " WHERE ($1::text IS NULL OR c.state = $1)"
+                " AND ($2::text IS NULL OR c.instrument = $2)"
+                " AND ($3::timestamptz IS NULL OR EXISTS (SELECT 1 FROM deadlines d"
+                " WHERE d.case_id = c.case_id AND d.state = 'pending' AND d.due_at < $3))"
+                " ORDER BY c.updated_at DESC, c.case_id DESC LIMIT $4",
+                state,
+                instrument,
+                _opt_utc(due_before),
+                limit,
+            )
+        return [_case_record(row) for row in rows]
+
+    async def list_deadlines(
+        self, *, case_id: str | None = None, pending_only: bool = True, limit: int = 1000
+    ) -> list[StoredDeadline]:
+        """Return deadlines, emergency first, then by due time."""
+        async with self._conn("list_deadlines") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"
+                " WHERE ($1::text IS NULL OR case_id = $1) AND (NOT $2 OR state = 'pending')"
+                f" ORDER BY {_DEADLINE_ORDER} LIMIT $3",
+                case_id,
+                pending_only,
+                limit,
+            )
+        return [_deadline(row) for row in rows]
+
+    async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
+        """Return pending deadlines whose reminder or escalation is due at ``now``."""
+        async with self._conn("due_deadlines") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
+                " ((due_at <= $1 AND escalated_at IS NULL) OR next_reminder_at <= $1)"
+                f" ORDER BY {_DEADLINE_ORDER} LIMIT $2",
+                _utc(now),
+                limit,
+            )
+        return [_deadline(row) for row in rows]
+
+    async def update_deadline(
+        self,
+        case_id: str,
+        rule: str,
+        *,
+        state: str,
+        next_reminder_at: datetime | None,
+        escalated_at: datetime | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Record the scheduler's progress on one deadline, with its audit events."""
+        async with self._tx("update_deadline") as conn:
+            await conn.execute(
+                "UPDATE deadlines SET state = $3, next_reminder_at = $4, escalated_at = $5"
+                " WHERE case_id = $1 AND rule = $2",
+                case_id,
+                rule,
+                state,
+                _opt_utc(next_reminder_at),
+                _opt_utc(escalated_at),
+            )
+            await self._insert_audit(conn, events)
 
     async def case_messages(
         self, case_id: str
@@ -966,3 +1073,133 @@ async def _create_schema(dsn: str, schema: str) -> None:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         finally:
             await conn.close()
+
+
+# -- case lifecycles ---------------------------------------------------------------------
+
+_CASE_COLUMNS: Final = (
+    "c.case_id, c.instrument, c.priority, c.requester, c.requested, c.state, c.events,"
+    " c.facts, c.overrides, c.updated_at"
+)
+_DEADLINE_FIELDS: Final = (
+    "case_id",
+    "rule",
+    "instrument",
+    "step",
+    "article",
+    "owed_by",
+    "priority",
+    "escalation",
+    "started_at",
+    "due_at",
+    "state",
+    "met_at",
+    "reminders",
+    "next_reminder_at",
+    "escalated_at",
+)
+_DEADLINE_COLUMNS: Final = ", ".join(_DEADLINE_FIELDS)
+_DEADLINE_ORDER: Final = "(priority <> 'emergency'), due_at, case_id, rule"
+
+
+def _case_record(row: asyncpg.Record) -> CaseRecord:
+    return CaseRecord(
+        case_id=row["case_id"],
+        instrument=row["instrument"],
+        priority=row["priority"],
+        requester=row["requester"],
+        requested=row["requested"],
+        state=row["state"],
+        events=row["events"],
+        facts=json.loads(row["facts"]),
+        overrides=json.loads(row["overrides"]),
+        updated_at=row["updated_at"],
+    )
+
+
+def _deadline(row: asyncpg.Record) -> StoredDeadline:
+    values = {name: row[name] for name in _DEADLINE_FIELDS}
+    values["reminders"] = tuple(datetime.fromisoformat(t) for t in json.loads(row["reminders"]))
+    return StoredDeadline(**values)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+async def _apply_case_change(conn: asyncpg.Connection, change: CaseChange) -> None:
+    r = change.record
+    if r.updated_at is None:
+        raise StoreError("a case change needs its updated_at")
+    values = (r.state, r.events, _json(dict(r.facts)), _json(dict(r.overrides)), _utc(r.updated_at))
+    if r.events == 1:
+        inserted = await conn.fetchval(
+            "INSERT INTO case_lifecycle (state, events, facts, overrides, updated_at, case_id,"
+            " instrument, priority, requester, requested)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (case_id) DO NOTHING RETURNING case_id",
+            *values,
+            r.case_id,
+            r.instrument,
+            r.priority,
+            r.requester,
+            r.requested,
+        )
+        if inserted is None:
+            raise StoreError(f"case {r.case_id} was opened meanwhile")
+    else:
+        status = await conn.execute(
+            "UPDATE case_lifecycle SET state = $1, events = $2, facts = $3, overrides = $4,"
+            " updated_at = $5 WHERE case_id = $6 AND events = $7",
+            *values,
+            r.case_id,
+            r.events - 1,
+        )
+        if status != "UPDATE 1":
+            raise StoreError(f"case {r.case_id} changed meanwhile")
+    await conn.execute(
+        "INSERT INTO case_events (case_id, seq, message_id, data) VALUES ($1, $2, $3, $4)",
+        r.case_id,
+        r.events,
+        change.message_id,
+        _json(dict(change.event)),
+    )
+    await conn.execute(
+        "DELETE FROM deadlines WHERE case_id = $1 AND NOT (rule = ANY($2::text[]))",
+        r.case_id,
+        [d.rule for d in change.deadlines],
+    )
+    # The scheduler's progress survives a recomputation that leaves the due time as it was.
+    await conn.executemany(
+        f"INSERT INTO deadlines ({_DEADLINE_COLUMNS})"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
+        " ON CONFLICT (case_id, rule) DO UPDATE SET step = excluded.step,"
+        " article = excluded.article, owed_by = excluded.owed_by,"
+        " escalation = excluded.escalation, started_at = excluded.started_at,"
+        " state = excluded.state, met_at = excluded.met_at, reminders = excluded.reminders,"
+        " next_reminder_at = CASE WHEN deadlines.due_at = excluded.due_at"
+        " AND deadlines.state = excluded.state THEN deadlines.next_reminder_at"
+        " ELSE excluded.next_reminder_at END,"
+        " escalated_at = CASE WHEN deadlines.due_at = excluded.due_at"
+        " THEN deadlines.escalated_at END,"
+        " due_at = excluded.due_at",
+        [
+            (
+                d.case_id,
+                d.rule,
+                d.instrument,
+                d.step,
+                d.article,
+                d.owed_by,
+                d.priority,
+                d.escalation,
+                _utc(d.started_at),
+                _utc(d.due_at),
+                d.state,
+                _opt_utc(d.met_at),
+                _json([_utc(t).isoformat() for t in d.reminders]),
+                _opt_utc(d.next_reminder_at),
+            )
+            for d in change.deadlines
+        ],
+    )

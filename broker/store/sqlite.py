@@ -53,6 +53,8 @@ from broker.store.atrest import CaseKey, StorageKey
 from broker.store.base import (
     URGENT,
     AuditEvent,
+    CaseChange,
+    CaseRecord,
     CaseSummary,
     DeliveryState,
     DeliveryUpdate,
@@ -63,6 +65,7 @@ from broker.store.base import (
     Priority,
     QuarantineEntry,
     QuarantineState,
+    StoredDeadline,
 )
 from broker.store.migrations import LATEST_VERSION, MIGRATIONS
 
@@ -509,21 +512,32 @@ class SqliteStore:
     # -- outbox -------------------------------------------------------------------------
 
     async def submit(
-        self, message: OutboundMessage, form: bytes | None, events: Sequence[AuditEvent]
+        self,
+        message: OutboundMessage,
+        form: bytes | None,
+        events: Sequence[AuditEvent],
+        case_change: CaseChange | None = None,
     ) -> None:
         """Insert an outbox row, its case if new, its encrypted form and audit events.
 
         Raises:
             StoreError: a row with this id exists, the case was shredded (with a form),
-                or the database failed.
+                the case changed meanwhile, or the database failed.
         """
-        await self._write("submit", self._submit, message, form, events)
+        await self._write("submit", self._submit, message, form, events, case_change)
         self._wake.set()
 
     def _submit(
-        self, db: _Db, message: OutboundMessage, form: bytes | None, events: Sequence[AuditEvent]
+        self,
+        db: _Db,
+        message: OutboundMessage,
+        form: bytes | None,
+        events: Sequence[AuditEvent],
+        case_change: CaseChange | None,
     ) -> None:
         self._insert_outbound(db, message, form)
+        if case_change is not None:
+            _apply_case_change(db, case_change)
         _insert_audit(db, events)
 
     async def claim_due(
@@ -636,6 +650,7 @@ class SqliteStore:
         receipt: OutboundMessage | None,
         events: Sequence[AuditEvent],
         quarantine: QuarantineEntry | None = None,
+        case_change: CaseChange | None = None,
     ) -> tuple[InboundMessage, bool]:
         """Record an authenticated inbound message exactly once per id (see the protocol).
 
@@ -648,7 +663,14 @@ class SqliteStore:
                 (with a form), or the database failed; nothing is written.
         """
         existing = await self._write(
-            "record_inbound", self._record_inbound, message, form, receipt, events, quarantine
+            "record_inbound",
+            self._record_inbound,
+            message,
+            form,
+            receipt,
+            events,
+            quarantine,
+            case_change,
         )
         if existing is not None:
             return existing, False
@@ -664,6 +686,7 @@ class SqliteStore:
         receipt: OutboundMessage | None,
         events: Sequence[AuditEvent],
         quarantine: QuarantineEntry | None,
+        case_change: CaseChange | None,
     ) -> InboundMessage | None:
         """Returns the existing row if the id was taken (then nothing is written)."""
         m = message
@@ -692,6 +715,8 @@ class SqliteStore:
             row = db.execute(f"SELECT {_IN_COLUMNS} FROM inbox WHERE id = ?", (m.id,)).fetchone()
             return _inbound(row)
         wrapped = self._touch_case(db, m.case_id, m.type, m.sender, m.received_at)
+        if case_change is not None:
+            _apply_case_change(db, case_change)
         if form is not None:
             self._insert_form(db, "in", m.id, m.case_id, wrapped, form)
         if receipt is not None:
@@ -778,6 +803,94 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+    # -- case lifecycles and deadlines ----------------------------------------------------
+
+    async def get_case(self, case_id: str) -> tuple[CaseRecord, list[dict[str, object]]] | None:
+        """Return a case's lifecycle record and its events (oldest first), or None."""
+        found = await self._call("get_case", _in_snapshot, _get_case, case_id)
+        if found is None:
+            return None
+        row, events = found
+        return _case_record(row), [json.loads(e["data"]) for e in events]
+
+    async def record_case_change(self, change: CaseChange, events: Sequence[AuditEvent]) -> None:
+        """Record a lifecycle event that no message carries (see the protocol)."""
+
+        def apply(db: _Db) -> None:
+            _apply_case_change(db, change)
+            _insert_audit(db, events)
+
+        await self._write("record_case_change", apply)
+
+    async def list_case_records(
+        self,
+        *,
+        state: str | None = None,
+        instrument: str | None = None,
+        due_before: datetime | None = None,
+        limit: int = 100,
+    ) -> list[CaseRecord]:
+        """Return case lifecycles, most recently updated first (see the protocol)."""
+        rows = await self._call(
+            "list_case_records",
+            _fetch,
+            f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c"
+            " WHERE (?1 IS NULL OR c.state = ?1) AND (?2 IS NULL OR c.instrument = ?2)"
+            " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM deadlines d WHERE d.case_id = c.case_id"
+            " AND d.state = 'pending' AND d.due_at < ?3))"
+            " ORDER BY c.updated_at DESC, c.case_id DESC LIMIT ?4",
+            (state, instrument, _opt_us(due_before), limit),
+        )
+        return [_case_record(row) for row in rows]
+
+    async def list_deadlines(
+        self, *, case_id: str | None = None, pending_only: bool = True, limit: int = 1000
+    ) -> list[StoredDeadline]:
+        """Return deadlines, emergency first, then by due time."""
+        rows = await self._call(
+            "list_deadlines",
+            _fetch,
+            f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"
+            " WHERE (?1 IS NULL OR case_id = ?1) AND (?2 = 0 OR state = 'pending')"
+            f" ORDER BY {_DEADLINE_ORDER} LIMIT ?3",
+            (case_id, int(pending_only), limit),
+        )
+        return [_deadline(row) for row in rows]
+
+    async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
+        """Return pending deadlines whose reminder or escalation is due at ``now``."""
+        rows = await self._call(
+            "due_deadlines",
+            _fetch,
+            f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
+            " ((due_at <= ?1 AND escalated_at IS NULL) OR next_reminder_at <= ?1)"
+            f" ORDER BY {_DEADLINE_ORDER} LIMIT ?2",
+            (_us(now), limit),
+        )
+        return [_deadline(row) for row in rows]
+
+    async def update_deadline(
+        self,
+        case_id: str,
+        rule: str,
+        *,
+        state: str,
+        next_reminder_at: datetime | None,
+        escalated_at: datetime | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Record the scheduler's progress on one deadline, with its audit events."""
+
+        def apply(db: _Db) -> None:
+            db.execute(
+                "UPDATE deadlines SET state = ?, next_reminder_at = ?, escalated_at = ?"
+                " WHERE case_id = ? AND rule = ?",
+                (state, _opt_us(next_reminder_at), _opt_us(escalated_at), case_id, rule),
+            )
+            _insert_audit(db, events)
+
+        await self._write("update_deadline", apply)
 
     async def case_messages(
         self, case_id: str
@@ -1012,3 +1125,137 @@ def _claim_released(db: _Db, limit: int) -> list[sqlite3.Row]:
         f" RETURNING {_Q_COLUMNS}, raw",
         (limit,),
     ).fetchall()
+
+
+# -- case lifecycles ---------------------------------------------------------------------
+
+_CASE_COLUMNS: Final = (
+    "c.case_id, c.instrument, c.priority, c.requester, c.requested, c.state, c.events,"
+    " c.facts, c.overrides, c.updated_at"
+)
+_DEADLINE_COLUMNS: Final = (
+    "case_id, rule, instrument, step, article, owed_by, priority, escalation, started_at,"
+    " due_at, state, met_at, reminders, next_reminder_at, escalated_at"
+)
+_DEADLINE_ORDER: Final = "CASE priority WHEN 'emergency' THEN 0 ELSE 1 END, due_at, case_id, rule"
+
+
+def _case_record(row: sqlite3.Row) -> CaseRecord:
+    return CaseRecord(
+        case_id=row["case_id"],
+        instrument=row["instrument"],
+        priority=row["priority"],
+        requester=row["requester"],
+        requested=row["requested"],
+        state=row["state"],
+        events=row["events"],
+        facts=json.loads(row["facts"]),
+        overrides=json.loads(row["overrides"]),
+        updated_at=_at(row["updated_at"]),
+    )
+
+
+def _deadline(row: sqlite3.Row) -> StoredDeadline:
+    return StoredDeadline(
+        case_id=row["case_id"],
+        rule=row["rule"],
+        instrument=row["instrument"],
+        step=row["step"],
+        article=row["article"],
+        owed_by=row["owed_by"],
+        priority=row["priority"],
+        escalation=row["escalation"],
+        started_at=_at(row["started_at"]),
+        due_at=_at(row["due_at"]),
+        state=row["state"],
+        met_at=_opt_at(row["met_at"]),
+        reminders=tuple(_at(us) for us in json.loads(row["reminders"])),
+        next_reminder_at=_opt_at(row["next_reminder_at"]),
+        escalated_at=_opt_at(row["escalated_at"]),
+    )
+
+
+def _get_case(db: _Db, case_id: str) -> tuple[sqlite3.Row, list[sqlite3.Row]] | None:
+    row = db.execute(
+        f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = ?", (case_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    events = db.execute(
+        "SELECT data FROM case_events WHERE case_id = ? ORDER BY seq", (case_id,)
+    ).fetchall()
+    return row, events
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _apply_case_change(db: _Db, change: CaseChange) -> None:
+    r = change.record
+    now = _us(r.updated_at) if r.updated_at is not None else None
+    if now is None:
+        raise StoreError("a case change needs its updated_at")
+    values = (r.state, r.events, _json(dict(r.facts)), _json(dict(r.overrides)), now)
+    if r.events == 1:
+        inserted = db.execute(
+            "INSERT INTO case_lifecycle (state, events, facts, overrides, updated_at, case_id,"
+            " instrument, priority, requester, requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (case_id) DO NOTHING RETURNING case_id",
+            (*values, r.case_id, r.instrument, r.priority, r.requester, r.requested),
+        ).fetchone()
+        if inserted is None:
+            raise StoreError(f"case {r.case_id} was opened meanwhile")
+    else:
+        updated = db.execute(
+            "UPDATE case_lifecycle SET state = ?, events = ?, facts = ?, overrides = ?,"
+            " updated_at = ? WHERE case_id = ? AND events = ?",
+            (*values, r.case_id, r.events - 1),
+        )
+        if updated.rowcount != 1:
+            raise StoreError(f"case {r.case_id} changed meanwhile")
+    db.execute(
+        "INSERT INTO case_events (case_id, seq, message_id, data) VALUES (?, ?, ?, ?)",
+        (r.case_id, r.events, change.message_id, _json(dict(change.event))),
+    )
+    rules = [d.rule for d in change.deadlines]
+    db.execute(
+        f"DELETE FROM deadlines WHERE case_id = ? AND rule NOT IN ({', '.join('?' * len(rules))})"
+        if rules
+        else "DELETE FROM deadlines WHERE case_id = ?",
+        (r.case_id, *rules),
+    )
+    # The scheduler's progress survives a recomputation that leaves the due time as it was.
+    db.executemany(
+        f"INSERT INTO deadlines ({_DEADLINE_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+        " ON CONFLICT (case_id, rule) DO UPDATE SET step = excluded.step,"
+        " article = excluded.article, owed_by = excluded.owed_by,"
+        " escalation = excluded.escalation, started_at = excluded.started_at,"
+        " state = excluded.state, met_at = excluded.met_at, reminders = excluded.reminders,"
+        " next_reminder_at = CASE WHEN deadlines.due_at = excluded.due_at"
+        " AND deadlines.state = excluded.state THEN deadlines.next_reminder_at"
+        " ELSE excluded.next_reminder_at END,"
+        " escalated_at = CASE WHEN deadlines.due_at = excluded.due_at"
+        " THEN deadlines.escalated_at END,"
+        " due_at = excluded.due_at",
+        [
+            (
+                d.case_id,
+                d.rule,
+                d.instrument,
+                d.step,
+                d.article,
+                d.owed_by,
+                d.priority,
+                d.escalation,
+                _us(d.started_at),
+                _us(d.due_at),
+                d.state,
+                _opt_us(d.met_at),
+                _json([_us(t) for t in d.reminders]),
+                _opt_us(d.next_reminder_at),
+            )
+            for d in change.deadlines
+        ],
+    )
