@@ -27,6 +27,11 @@ The file (``evb node run --config FILE``; ``EVB_CONFIG`` names it for every comm
     window = 64                            # publisher confirms in flight
     lease = "PT30S"                        # a claimed row is not re-claimed before this
 
+    [deadlines]                            # EVB_DEADLINES_<KEY>
+    ack_normal = ""                        # the node's acknowledgement target for 24/7
+    ack_emergency = ""                     #   requests (empty: the rules table's PT24H / PT1H)
+    scheduler_interval = "PT30S"           # how often reminders and escalations are due
+
     [retry]
     profile = "PT5S,PT15S,PT1M,PT5M,PT15M,PT1H,PT2H,PT4H"   # EVB_RETRY_PROFILE
     [retry.peers]                          # per-peer profiles (file only)
@@ -56,6 +61,7 @@ __all__ = [
     "DEFAULT_AMQP_URL",
     "DEFAULT_RETRY_PROFILE",
     "AmqpConfig",
+    "DeadlineConfig",
     "Limits",
     "NodeConfig",
     "PublisherConfig",
@@ -104,6 +110,20 @@ class PublisherConfig:
 
 
 @dataclass(frozen=True)
+class DeadlineConfig:
+    """The node's own deadline settings (the legal ones live in the rules table)."""
+
+    ack_normal: timedelta | None = None
+    ack_emergency: timedelta | None = None
+    scheduler_interval: timedelta = timedelta(seconds=30)
+
+    def ack_targets(self) -> dict[str, timedelta]:
+        """Return the acknowledgement targets that replace the table's, per priority."""
+        targets = {"normal": self.ack_normal, "emergency": self.ack_emergency}
+        return {k: v for k, v in targets.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything one node needs to run (see the module docstring for the file)."""
 
@@ -115,6 +135,7 @@ class NodeConfig:
     amqp: AmqpConfig = field(default_factory=AmqpConfig)
     limits: Limits = field(default_factory=Limits)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
+    deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
     retry: RetryProfile = field(default_factory=lambda: RetryProfile.parse(DEFAULT_RETRY_PROFILE))
     retry_peers: Mapping[str, RetryProfile] = field(default_factory=dict)
     source: Path | None = None
@@ -132,6 +153,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "amqp": tuple(AmqpConfig.__dataclass_fields__),
     "limits": tuple(Limits.__dataclass_fields__),
     "publisher": tuple(PublisherConfig.__dataclass_fields__),
+    "deadlines": tuple(DeadlineConfig.__dataclass_fields__),
     "retry": ("profile",),
 }
 
@@ -277,6 +299,18 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         window=_int(_or(pub_values["window"], 64), "publisher.window"),
         lease=_duration(_or(pub_values["lease"], "PT30S"), "publisher.lease"),
     )
+    dl_values = {n: _setting(data, env, "deadlines", n) for n in _SECTIONS["deadlines"]}
+    deadlines = DeadlineConfig(
+        ack_normal=_duration(dl_values["ack_normal"], "deadlines.ack_normal")
+        if dl_values["ack_normal"]
+        else None,
+        ack_emergency=_duration(dl_values["ack_emergency"], "deadlines.ack_emergency")
+        if dl_values["ack_emergency"]
+        else None,
+        scheduler_interval=_duration(
+            _or(dl_values["scheduler_interval"], "PT30S"), "deadlines.scheduler_interval"
+        ),
+    )
     retry = _profile(
         _setting(data, env, "retry", "profile") or DEFAULT_RETRY_PROFILE, "retry.profile"
     )
@@ -305,6 +339,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         amqp=amqp,
         limits=limits,
         publisher=publisher,
+        deadlines=deadlines,
         retry=retry,
         retry_peers=peers,
         source=path,

@@ -28,14 +28,24 @@ except a StoreError.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 import structlog
 
 from broker import delivery, ids
 from broker.canonical import canonical
+from broker.cases import (
+    CasePlan,
+    belongs_to_lifecycle,
+    event_of,
+    facts_and_overrides,
+    history_of,
+    plan_event,
+    role_of,
+)
 from broker.clock import Clock, wire_time
 from broker.config import Limits
 from broker.envelope import (
@@ -45,16 +55,23 @@ from broker.envelope import (
 )
 from broker.errors import (
     BrokerError,
+    CaseError,
     ClockSkew,
     DeliveryLimit,
+    NotParty,
     PolicyError,
     ReceiptMismatch,
     ReceiptUnknown,
     ReplayError,
+    StateError,
     StoreError,
+    UnknownTypeError,
 )
+from broker.forms import Form
 from broker.forms.receipt import Receipt
+from broker.forms.responses import Refusal
 from broker.identity import Identity
+from broker.lifecycle import check_refusal_form
 from broker.outbox import RECEIPT_TYPE, seal_receipt
 from broker.store.base import AuditEvent, InboundMessage, OutboundMessage, QuarantineEntry, Store
 
@@ -119,6 +136,7 @@ class Inbox:
         limits: Limits,
         retry_for: Callable[[str], delivery.RetryProfile],
         checkpoint: Callable[[], Awaitable[None]] | None = None,
+        ack_targets: Mapping[str, timedelta] | None = None,
     ) -> None:
         """Bind the pipeline to a node's store, identity, clock, limits and retry profiles.
 
@@ -127,6 +145,7 @@ class Inbox:
         must not share the interpreter with a backlog of routine ones).
         """
         self._checkpoint = checkpoint or _no_pause
+        self._ack_targets = dict(ack_targets or {})
         self._retry_for = retry_for
         self._store = store
         self._identity = identity
@@ -185,16 +204,28 @@ class Inbox:
             if not isinstance(opened.form, Receipt):  # the catalogue's model for the type
                 raise TypeError(f"the model of {RECEIPT_TYPE} is not Receipt")
             return await self._receipt(authenticated, raw, opened.form, opened.sealed_by)
-        # 5. Persist with the positive receipt, in one transaction.
+        # 5. The case: the message must fit its case (state, parties, grounds, extensions).
+        plan: CasePlan | None = None
+        if belongs_to_lifecycle(envelope.type):
+            try:
+                plan = await self._plan_case(authenticated, opened.form)
+            except (CaseError, UnknownTypeError) as exc:
+                return await self._reject(authenticated, raw, exc)
+        # 6. Persist with the positive receipt, in one transaction.
         await self._checkpoint()
         receipt = self._receipt_for(authenticated, None)
         row = self._row(authenticated, "accepted", None, opened.sealed_by, receipt)
         events = [
             self._event("message.received", authenticated, details={"type": envelope.type}),
             *self._receipt_events(authenticated, receipt),
+            *(plan.audit if plan is not None else ()),
         ]
         stored, created = await self._store.record_inbound(
-            row, canonical(opened.form.to_json_obj()), receipt, events
+            row,
+            canonical(opened.form.to_json_obj()),
+            receipt,
+            events,
+            case_change=None if plan is None else plan.change,
         )
         if not created:
             return await self._duplicate(stored, authenticated, raw)
@@ -202,6 +233,56 @@ class Inbox:
             "message.accepted", message_id=envelope.id, case_id=envelope.case, peer=envelope.from_
         )
         return InboxResult("accepted", message_id=envelope.id)
+
+    async def _plan_case(self, authenticated: AuthenticatedEnvelope, form: Form) -> CasePlan:
+        """Check that an accepted message fits its case; plan the case's change.
+
+        Raises:
+            CaseError: unknown case, not a party, a step the state machine forbids, a
+                refusal without a valid ground, an extension beyond what is allowed.
+        """
+        envelope = authenticated.envelope
+        found = await self._store.get_case(envelope.case)
+        now = self._clock.now()
+        try:
+            if found is None:
+                facts, overrides = facts_and_overrides(envelope.type, form)
+                return plan_event(
+                    None,
+                    [],
+                    event_of(envelope.type, form, by="requester", at=now),
+                    case_id=envelope.case,
+                    message_id=envelope.id,
+                    peer=envelope.from_,
+                    opening=(
+                        envelope.type,
+                        envelope.priority,
+                        envelope.from_,
+                        self._identity.participant,
+                        facts,
+                        overrides,
+                    ),
+                    ack_targets=self._ack_targets,
+                )
+            record, events = found
+            role = role_of(record, envelope.from_)
+            mine = role_of(record, self._identity.participant)
+            if role is None or mine is None or mine == role:
+                raise NotParty("the sender and this node are not the two parties of the case")
+            if isinstance(form, Refusal):
+                check_refusal_form(record.instrument, form, by=role)
+            return plan_event(
+                record,
+                history_of(events),
+                event_of(envelope.type, form, by=role, at=now),
+                case_id=envelope.case,
+                message_id=envelope.id,
+                peer=envelope.from_,
+                ack_targets=self._ack_targets,
+            )
+        except ValueError as exc:
+            # The rules refuse what the history cannot hold (e.g. a missing fact).
+            raise StateError(f"the case cannot take this message: {exc}") from exc
 
     # -- refusals -------------------------------------------------------------------------
 

@@ -101,7 +101,13 @@ class Node:
         # pipeline's steps and the routine publisher all wait while it is held.
         self.lanes = Lanes()
         self.inbox = Inbox(
-            store, identity, clock, config.limits, config.retry_for, self._routine_turn
+            store,
+            identity,
+            clock,
+            config.limits,
+            config.retry_for,
+            self._routine_turn,
+            ack_targets=config.deadlines.ack_targets(),
         )
         self.stats = NodeStats()
         self.ready = asyncio.Event()
@@ -201,6 +207,7 @@ class Node:
                 case=case,
                 in_reply_to=in_reply_to,
                 priority=priority,
+                ack_targets=self.config.deadlines.ack_targets(),
             )
         finally:
             URGENT.reset(token)

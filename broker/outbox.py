@@ -11,15 +11,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from broker import delivery
 from broker.canonical import canonical
+from broker.cases import (
+    CasePlan,
+    belongs_to_lifecycle,
+    event_of,
+    facts_and_overrides,
+    history_of,
+    plan_event,
+    role_of,
+)
 from broker.clock import Clock
 from broker.envelope import Envelope, Priority
+from broker.errors import CaseError, NotParty, StateError
 from broker.forms.base import Form
 from broker.forms.receipt import Receipt
+from broker.forms.responses import Refusal
 from broker.identity import Identity
+from broker.lifecycle import check_refusal_form
 from broker.store.base import AuditEvent, OutboundMessage, Store
 
 __all__ = [
@@ -71,8 +84,13 @@ async def submit(
     case: str | None = None,
     in_reply_to: str | None = None,
     priority: Priority = "normal",
+    ack_targets: Mapping[str, timedelta] | None = None,
 ) -> OutboundMessage:
     """Seal a form and queue it in the outbox with its audit record (one transaction).
+
+    A message of a case lifecycle must fit its case here too: a request opens a case
+    (this node the requester), a reply must be a step the case's state allows, sent by
+    one party to the other. The case's change and deadlines commit with the row.
 
     Returns:
         The outbox row; its ``id`` is the message id.
@@ -81,6 +99,9 @@ async def submit(
         SchemaError, SemanticError, UnknownTypeError: the form is not valid.
         PolicyError: the policy forbids this route.
         TrustError: a key is unknown, revoked or expired.
+        CaseError: the message does not fit its case (``E_CASE_UNKNOWN``,
+            ``E_NOT_PARTY``, ``E_STATE``, ``E_GROUND``, ``E_EXTENSION``); nothing is
+            queued and the refusal is audited.
         StoreError: the store failed.
     """
     envelope = identity.seal(
@@ -94,6 +115,28 @@ async def submit(
     )
     row = outbound_row(envelope, expects_receipt=form_type != RECEIPT_TYPE, clock=clock)
     form_data = form.to_json_obj() if isinstance(form, Form) else dict(form)
+    plan: CasePlan | None = None
+    if belongs_to_lifecycle(form_type):
+        try:
+            plan = await _plan_outgoing(
+                store, identity, row, form_data, existing=case is not None,
+                ack_targets=ack_targets, now=row.created_at,
+            )  # fmt: skip
+        except CaseError as exc:
+            await store.audit(
+                [
+                    AuditEvent(
+                        event="message.refused",
+                        at=clock.now(),
+                        message_id=row.id,
+                        case_id=row.case_id,
+                        peer=recipient,
+                        code=exc.code,
+                        details={"type": form_type},
+                    )
+                ]
+            )
+            raise
     event = AuditEvent(
         event="message.submitted",
         at=row.created_at,
@@ -102,8 +145,62 @@ async def submit(
         peer=recipient,
         details={"type": form_type, "priority": priority, "digest": row.digest},
     )
-    await store.submit(row, canonical(form_data), [event])
+    events = [event, *(plan.audit if plan is not None else ())]
+    await store.submit(
+        row, canonical(form_data), events, case_change=None if plan is None else plan.change
+    )
     return row
+
+
+async def _plan_outgoing(
+    store: Store,
+    identity: Identity,
+    row: OutboundMessage,
+    form: Mapping[str, Any],
+    *,
+    existing: bool,
+    ack_targets: Mapping[str, timedelta] | None,
+    now: datetime,
+) -> CasePlan:
+    found = await store.get_case(row.case_id) if existing else None
+    try:
+        if found is None:
+            facts, overrides = facts_and_overrides(row.type, form)
+            return plan_event(
+                None,
+                [],
+                event_of(row.type, form, by="requester", at=now),
+                case_id=row.case_id,
+                message_id=row.id,
+                peer=row.recipient,
+                opening=(
+                    row.type,
+                    row.priority,
+                    identity.participant,
+                    row.recipient,
+                    facts,
+                    overrides,
+                ),
+                ack_targets=ack_targets,
+            )
+        record, events = found
+        role = role_of(record, identity.participant)
+        other = role_of(record, row.recipient)
+        if role is None or other is None or role == other:
+            raise NotParty("this node and the recipient are not the two parties of the case")
+        if row.type == "case.refusal":
+            check_refusal_form(record.instrument, Refusal.model_validate(form), by=role)
+        return plan_event(
+            record,
+            history_of(events),
+            event_of(row.type, form, by=role, at=now),
+            case_id=row.case_id,
+            message_id=row.id,
+            peer=row.recipient,
+            ack_targets=ack_targets,
+        )
+    except ValueError as exc:
+        raise StateError(f"the case cannot take this message: {exc}") from exc
 
 
 def seal_receipt(

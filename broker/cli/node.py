@@ -36,7 +36,7 @@ from broker.cli.common import (
 )
 from broker.clock import SystemClock, wire_time
 from broker.config import NodeConfig, load_config
-from broker.errors import BrokerError, InputError
+from broker.errors import BrokerError, CaseError, InputError
 from broker.identity import load_identity
 from broker.node import open_node, run_until_signalled
 from broker.outbox import submit
@@ -157,9 +157,13 @@ def _cmd_send(args: argparse.Namespace) -> int:
                     recipient=args.to,
                     case=args.case,
                     priority=args.priority,
+                    ack_targets=config.deadlines.ack_targets(),
                 )
             except InputError as exc:
                 return print_refusal(exc)
+            except CaseError as exc:
+                print(f"{exc.code}\t\t{exc.message}")
+                return EXIT_REFUSED
         if args.json:
             _print_json({"message_id": row.id, "case": row.case_id, "state": row.state})
         else:

@@ -338,9 +338,11 @@ class Store(Protocol):
             form: the plaintext form (RFC 8785 bytes), stored encrypted under the case
                 key; None for messages whose form need not be kept (receipts).
             events: audit events committed with the row.
+            case_change: the case lifecycle change the message makes, if any.
 
         Raises:
-            StoreError: a row with this id exists, or the database failed.
+            StoreError: a row with this id exists, the case changed meanwhile, or the
+                database failed.
         """
         ...
 
