@@ -10,6 +10,8 @@ In a site vhost::
     evb.P.emergency     quorum queue <- evb.arrive "P.emergency"
     evb.P.dlx           fanout exchange, dead letters of the two queues above
     evb.P.quarantine    quorum queue <- evb.P.dlx
+    evb.P.alerts        quorum queue <- evb.P "alert": the node's own alerts (missed
+                        deadlines …) for its supervisors; only P can publish to evb.P
     evb.link.B          quorum queue <- evb.arrive "R.*" for every R of site B,
                         drained by the shovel evb-link-<A>-<B> (see :mod:`.links`)
 
@@ -48,6 +50,7 @@ from broker.errors import ConfigError
 from broker.transport.connection import translate_amqp_errors
 
 __all__ = [
+    "ALERT_KEY",
     "ARRIVE_EXCHANGE",
     "BROADCAST_EXCHANGE",
     "LANES",
@@ -108,6 +111,7 @@ class NodeNames:
     emergency: str
     dlx: str
     quarantine: str
+    alerts: str
 
     def queue(self, lane: Lane) -> str:
         """The inbound queue of a lane."""
@@ -153,6 +157,7 @@ def node_names(participant: str) -> NodeNames:
         emergency=f"{base}.emergency",
         dlx=f"{base}.dlx",
         quarantine=f"{base}.quarantine",
+        alerts=f"{base}.alerts",
     )
 
 
@@ -210,6 +215,18 @@ def inbound_arguments(names: NodeNames, settings: TopologySettings) -> dict[str,
 
 QUARANTINE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
+#: The routing key of a node's alerts on its own exchange.
+ALERT_KEY = "alert"
+
+
+def alert_arguments(settings: TopologySettings) -> dict[str, Any]:
+    """The ``x-`` arguments of a node's alert queue: full means nacked, never dropped."""
+    return {
+        "x-queue-type": "quorum",
+        "x-overflow": "reject-publish",
+        "x-max-length": settings.max_length,
+    }
+
 
 async def declare_site_topology(channel: AbstractChannel) -> None:
     """Declare a site's ``evb.arrive`` and ``evb.broadcast`` exchanges (idempotent).
@@ -262,7 +279,7 @@ async def declare_node_topology(
         for exchange in (names.exchange, names.dlx):
             with translate_amqp_errors(f"check exchange {exchange}"):
                 await channel.declare_exchange(exchange, passive=True)
-        for queue_name in (names.inbox, names.emergency, names.quarantine):
+        for queue_name in (names.inbox, names.emergency, names.quarantine, names.alerts):
             with translate_amqp_errors(f"check queue {queue_name}"):
                 await channel.declare_queue(queue_name, passive=True)
         return names
@@ -284,4 +301,10 @@ async def declare_node_topology(
             names.quarantine, durable=True, arguments=QUARANTINE_ARGUMENTS
         )
         await quarantine.bind(dlx, routing_key="")
+    with translate_amqp_errors(f"declare queue {names.alerts}"):
+        alerts = await channel.declare_queue(
+            names.alerts, durable=True, arguments=alert_arguments(settings)
+        )
+        # From the node's own exchange: no other participant can raise its alerts.
+        await alerts.bind(outbound, routing_key=ALERT_KEY)
     return names

@@ -26,12 +26,20 @@ from tests.transport.net import make_sites
 
 def test_node_names_are_the_contract() -> None:
     names = node_names("AT.247")
-    assert (names.exchange, names.inbox, names.emergency, names.dlx, names.quarantine) == (
+    assert (
+        names.exchange,
+        names.inbox,
+        names.emergency,
+        names.dlx,
+        names.quarantine,
+        names.alerts,
+    ) == (
         "evb.AT.247",
         "evb.AT.247.inbox",
         "evb.AT.247.emergency",
         "evb.AT.247.dlx",
         "evb.AT.247.quarantine",
+        "evb.AT.247.alerts",
     )
     assert [names.queue(lane) for lane in LANES] == ["evb.AT.247.inbox", "evb.AT.247.emergency"]
     assert [names.binding_key(lane) for lane in LANES] == ["AT.247.normal", "AT.247.emergency"]
@@ -127,6 +135,17 @@ async def test_declaration_is_idempotent_and_complete(rabbit: RabbitSession) -> 
         into_arrive = rabbit.api("GET", f"exchanges/{vhost}/evb.arrive/bindings/destination")
         assert [(b["source"], b["routing_key"]) for b in into_arrive] == [("evb.AT.247", "#")]
         assert await mgmt.queue_bindings(vhost, "evb.AT.247.dlx", names.quarantine) != []
+        alerts = await mgmt.queue(vhost, names.alerts)
+        assert alerts is not None
+        assert alerts["arguments"] == {
+            "x-queue-type": "quorum",
+            "x-overflow": "reject-publish",
+            "x-max-length": 99,
+        }
+        from_own = rabbit.api("GET", f"exchanges/{vhost}/evb.AT.247/bindings/source")
+        assert ("evb.AT.247.alerts", "alert") in {
+            (b["destination"], b["routing_key"]) for b in from_own
+        }
 
 
 @pytest.mark.integration
