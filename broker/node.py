@@ -30,7 +30,8 @@ from typing import Any
 
 import structlog
 
-from broker import delivery
+from broker import delivery, ids
+from broker.canonical import canonical
 from broker.clock import Clock, SystemClock
 from broker.config import NodeConfig
 from broker.errors import BrokerError, StoreError, TransportError
@@ -38,6 +39,7 @@ from broker.forms import Form
 from broker.identity import Identity, load_identity
 from broker.inbox import Inbox, InboxResult
 from broker.outbox import submit
+from broker.scheduler import Alert, DeadlineScheduler
 from broker.store import open_store
 from broker.store.atrest import load_storage_key
 from broker.store.base import (
@@ -49,6 +51,7 @@ from broker.store.base import (
     Store,
 )
 from broker.transport import (
+    ALERT_KEY,
     AmqpSettings,
     Consumer,
     Delivery,
@@ -116,6 +119,7 @@ class Node:
         # Emergency deliveries handed over to the emergency publisher: each holds the
         # lanes until the round that publishes its receipt is over.
         self._handed_over = 0
+        self.scheduler: DeadlineScheduler | None = None
         self._exchange = node_names(config.participant).exchange
 
     @property
@@ -164,6 +168,7 @@ class Node:
                     tasks.create_task(self._publish_loop(publisher, stop))
                     tasks.create_task(self._publish_loop(publisher, stop, "emergency"))
                     tasks.create_task(self._release_loop(stop))
+                    tasks.create_task(self._scheduler_loop(publisher, stop))
                     await stop.wait()
                     # Drain: stop taking deliveries, finish those in flight.
                     await consumer.stop()
@@ -236,6 +241,35 @@ class Node:
             self._emergency_due.set()
         self.stats.count(result)
         return Outcome.ACK
+
+    async def _scheduler_loop(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        """Run the deadline scheduler every ``deadlines.scheduler_interval``."""
+
+        async def alert(payload: Alert) -> None:
+            body = canonical(dict(payload))
+            try:
+                await publisher.publish(
+                    self._exchange, ALERT_KEY, body, message_id=ids.uuid7(), emergency=False
+                )
+            except TransportError as exc:
+                # The audit trail holds the deadline.missed record; the alert is its echo.
+                log.error("alert.publish_failed", code=exc.code, alert=payload.get("alert"))
+
+        self.scheduler = DeadlineScheduler(
+            self.store,
+            self.clock,
+            self.participant,
+            alert,
+            ack_targets=self.config.deadlines.ack_targets(),
+        )
+        interval = self.config.deadlines.scheduler_interval.total_seconds()
+        while not stop.is_set():
+            try:
+                await self.scheduler.tick()
+            except StoreError as exc:
+                log.error("scheduler.store_failed", code=exc.code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def _release_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

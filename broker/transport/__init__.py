@@ -30,6 +30,7 @@ from broker.transport.links import (
 from broker.transport.management import ManagementClient
 from broker.transport.publisher import Outgoing, Publisher
 from broker.transport.topology import (
+    ALERT_KEY,
     ARRIVE_EXCHANGE,
     BROADCAST_EXCHANGE,
     LANES,
@@ -48,6 +49,7 @@ from broker.transport.topology import (
 )
 
 __all__ = [
+    "ALERT_KEY",
     "ARRIVE_EXCHANGE",
     "BROADCAST_EXCHANGE",
     "LANES",
