@@ -26,19 +26,29 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from broker import delivery, ids
 from broker.canonical import canonical
+from broker.cases import role_of
 from broker.clock import Clock, SystemClock
 from broker.config import NodeConfig
-from broker.errors import BrokerError, StoreError, TransportError
+from broker.errors import (
+    BrokerError,
+    CaseError,
+    CaseUnknown,
+    NotParty,
+    StoreError,
+    TransportError,
+)
 from broker.forms import Form
 from broker.identity import Identity, load_identity
 from broker.inbox import Inbox, InboxResult
 from broker.outbox import submit
+from broker.replies import ReplyContext, build_reply
 from broker.scheduler import Alert, DeadlineScheduler
 from broker.store import open_store
 from broker.store.atrest import load_storage_key
@@ -219,6 +229,84 @@ class Node:
         if priority == "emergency":
             self._emergency_due.set()
         return row
+
+    async def reply(
+        self,
+        kind: str,
+        case_id: str,
+        *,
+        form: Mapping[str, Any] | None = None,
+        ground: str | None = None,
+        motivation: str | None = None,
+        status: str | None = None,
+        until: datetime | None = None,
+        period: str | None = None,
+        article: str | None = None,
+    ) -> OutboundMessage:
+        """Build a case reply (``evb reply KIND CASE``) and queue it to the other party.
+
+        Raises:
+            CaseUnknown: this node holds no such case.
+            SchemaError, GroundError, UnknownTypeError: the reply cannot be built.
+            CaseError: the reply does not fit the case (see :func:`broker.outbox.submit`).
+        """
+        found = await self.store.get_case(case_id)
+        if found is None:
+            raise CaseUnknown(f"no case {case_id} at this node")
+        record, _ = found
+        role = role_of(record, self.participant)
+        if role is None:
+            raise NotParty("this node is not a party to the case")
+        peer = record.requested if role == "requester" else record.requester
+        inbound, outbound = await self.store.case_messages(case_id)
+        requests = [m.id for m in inbound if m.type == record.instrument]
+        requests += [m.id for m in outbound if m.type == record.instrument]
+        received = next((m.received_at for m in inbound if m.type == record.instrument), None)
+        context = ReplyContext(
+            case_id=case_id,
+            instrument=record.instrument,
+            request_id=requests[0] if requests else case_id,
+            me=self.participant,
+            peer=peer,
+            role=role,
+            now=self.clock.now(),
+            received_at=received,
+        )
+        try:
+            form_type, built = build_reply(
+                kind,
+                context,
+                form=form,
+                ground=ground,
+                motivation=motivation,
+                status=status,
+                until=until,
+                period=period,
+                article=article,
+            )
+        except CaseError as exc:
+            # Refused before it was built (e.g. no valid ground): audited all the same.
+            await self.store.audit(
+                [
+                    AuditEvent(
+                        event="message.refused",
+                        at=self.clock.now(),
+                        case_id=case_id,
+                        peer=peer,
+                        code=exc.code,
+                        details={"reply": kind},
+                    )
+                ]
+            )
+            raise
+        return await self.submit(
+            form_type=form_type,
+            form=built,
+            recipient=peer,
+            case=case_id,
+            in_reply_to=requests[0] if requests else None,
+            priority=record.priority,
+        )
 
     # -- inbox ----------------------------------------------------------------------------
 

@@ -369,3 +369,47 @@ async def test_receipts_that_do_not_match_are_refused(pair: Pair, unknown: bool,
     assert entry.code == code
     # A receipt is never answered with a receipt.
     assert [r.type for r in await pair.de.store.list_outbound()] == [FORM_TYPE]
+
+
+def _sealed(pair: Pair, form_type: str, form: dict[str, Any], case: str) -> bytes:
+    """Seal a reply as DE's node would, past its own case checks (a misbehaving peer)."""
+    envelope = pair.de.identity.seal(
+        form_type=form_type, form=form, recipient="AT.247", clock=pair.clock, case=case
+    )
+    return envelope.to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("form_type", "example", "known_case", "code"),
+    [
+        ("case.ack", "case.ack", False, "E_CASE_UNKNOWN"),
+        ("case.status", "case.status", True, "E_STATE"),  # only the requested party's
+        ("case.refusal", "case.refusal", True, "E_GROUND"),  # the requester never refuses
+        (FORM_TYPE, FORM_TYPE, True, "E_STATE"),  # a second request in one case
+    ],
+)
+async def test_a_message_that_does_not_fit_its_case_is_rejected(
+    pair: Pair, form_type: str, example: str, known_case: bool, code: str
+) -> None:
+    request = json.loads(await _send(pair))
+    assert (await pair.at.inbox.handle(json.dumps(request).encode())).status == "accepted"
+    case = request["case"] if known_case else ids.uuid7()
+    form: dict[str, Any] = read_json("examples", f"{example}.json")
+    if "instrument" in form:
+        form["instrument"] = FORM_TYPE
+    if form_type == "case.refusal":
+        form.update(ground="political_offence", article="ETS 185 Art 29(5)(a)")
+        form.pop("refused_items")
+        form["partial"] = False
+    if form_type == "case.status":
+        form.update(status="preserved", preserved_until="2027-03-01T00:00:00.000Z")
+    raw = _sealed(pair, form_type, form, case)
+    result = await pair.at.inbox.handle(raw)
+    assert (result.status, result.code) == ("rejected", code)
+    # Quarantined, answered with a negative receipt, and the case did not move.
+    [entry] = await pair.at.store.list_quarantine()
+    assert entry.code == code and entry.authenticated
+    found = await pair.at.store.get_case(request["case"])
+    assert found is not None and found[0].state == "requested" and found[0].events == 1
+    receipt = json.loads(await _receipt_bytes(pair.at.store, json.loads(raw)["id"]))
+    assert receipt["type"] == "msg.receipt"
