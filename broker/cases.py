@@ -25,7 +25,14 @@ from broker import lifecycle
 from broker.errors import CaseUnknown, NotParty
 from broker.forms import Form
 from broker.lifecycle import Deadline, Event
-from broker.store.base import AuditEvent, CaseChange, CaseRecord, Priority, StoredDeadline
+from broker.store.base import (
+    AuditEvent,
+    CaseChange,
+    CaseRecord,
+    Priority,
+    Store,
+    StoredDeadline,
+)
 
 __all__ = [
     "CasePlan",
@@ -37,6 +44,7 @@ __all__ = [
     "history_of",
     "next_reminder",
     "plan_event",
+    "recompute_deadlines",
     "role_of",
     "stored_deadlines",
 ]
@@ -366,3 +374,40 @@ def _audit(
                 )
             )
     return events
+
+
+async def recompute_deadlines(
+    store: Store,
+    now: datetime,
+    *,
+    ack_targets: Mapping[str, timedelta] | None = None,
+    page: int = 2000,
+) -> dict[str, list[Deadline]]:
+    """Compute every case's deadlines from its stored history alone, as of ``now``.
+
+    What a node (or an auditor's tool) does after a restart or a rules-table change:
+    nothing but the case records and their events is read.
+
+    Returns:
+        The deadlines of each case, by case id.
+    """
+    targets = dict(ack_targets or {})
+    found: dict[str, list[Deadline]] = {}
+    after: str | None = None
+    while True:
+        batch = await store.case_histories(after=after, limit=page)
+        if not batch:
+            return found
+        for record, events in batch:
+            history = history_of(events)
+            at = max(now, history[-1].at) if history else now
+            found[record.case_id] = lifecycle.deadlines(
+                record.instrument,
+                record.priority,
+                history,
+                now=at,
+                overrides=_parsed_overrides(record.overrides),
+                ack_targets=targets,
+                facts=dict(record.facts),
+            )
+        after = batch[-1][0].case_id

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.cases import event_of, history_of, plan_event
+from broker.cases import event_of, history_of, plan_event, recompute_deadlines
 from broker.clock import FixedClock
 from broker.ids import uuid7
 from broker.scheduler import Alert, DeadlineScheduler
@@ -148,3 +148,16 @@ async def test_a_preservation_period_lapses_and_the_case_expires(
     audit = [e.event for _, e in await store.list_audit(case_id=case_id)]
     assert "deadline.lapsed" in audit
     assert scheduler.stats.total("deadlines_lapsed") == 1
+
+
+async def test_recomputing_from_the_histories_agrees_with_the_stored_deadlines(
+    store: Store, clock: FixedClock
+) -> None:
+    first = await _open_art29(store, T0)
+    second = await _open_art29(store, T0 + HOUR, days=120)
+    await _reply(store, second, "case.ack", {}, T0 + 2 * HOUR)
+    recomputed = await recompute_deadlines(store, T0 + 3 * HOUR, page=1)
+    assert set(recomputed) == {first, second}
+    for case_id, found in recomputed.items():
+        stored = await store.list_deadlines(case_id=case_id, pending_only=False)
+        assert {(d.rule, d.due_at) for d in found} == {(d.rule, d.due_at) for d in stored}

@@ -132,6 +132,15 @@ class Machine:
     events: Mapping[str, Matcher]
     transitions: Mapping[str, Mapping[str, str]]
 
+    @functools.cached_property
+    def _by_sender(self) -> Mapping[tuple[str, str], tuple[tuple[int, str, Matcher], ...]]:
+        # Matchers by (type, sender): recomputing deadlines after a restart identifies
+        # every event of every case, so the table is not scanned whole each time.
+        index: dict[tuple[str, str], list[tuple[int, str, Matcher]]] = {}
+        for name, m in self.events.items():
+            index.setdefault((m.type, m.by), []).append((m.specificity, name, m))
+        return {key: tuple(sorted(v, key=lambda t: (t[0], t[1]))) for key, v in index.items()}
+
     def identify(self, event: Event) -> str:
         """Return the name of ``event`` in this machine.
 
@@ -145,7 +154,8 @@ class Machine:
             raise NotParty(f"a {event.by!r} is not a party to a {self.instrument} case")
         if event.to is not None and event.to not in self.parties:
             raise NotParty(f"a {event.to!r} is not a party to a {self.instrument} case")
-        found = [(m.specificity, name) for name, m in self.events.items() if m.matches(event)]
+        candidates = self._by_sender.get((event.type, event.by), ())
+        found = [(spec, name) for spec, name, m in candidates if m.matches(event)]
         if not found:
             raise StateError(f"{event.type} from the {event.by} is no step of {self.instrument}")
         found.sort(reverse=True)

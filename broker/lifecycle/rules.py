@@ -291,6 +291,14 @@ def rules_for(
     unknown = set(given) - set(facts_table())
     if unknown:
         raise ValueError(f"unknown facts: {sorted(unknown)}")
+    return _applicable(instrument, priority, tuple(sorted(given.items())))
+
+
+@functools.cache
+def _applicable(
+    instrument: str, priority: Priority, facts: tuple[tuple[str, str], ...]
+) -> tuple[Rule, ...]:
+    given = dict(facts)
     return tuple(r for r in rules() if r.instrument == instrument and r.applies(priority, given))
 
 

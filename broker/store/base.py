@@ -522,6 +522,15 @@ class Store(Protocol):
         """Return deadlines, emergency first, then by due time."""
         ...
 
+    async def case_histories(
+        self, *, after: str | None, limit: int
+    ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:
+        """Return up to ``limit`` cases with ids after ``after`` (in id order), with events.
+
+        Pages through every case (e.g. to recompute every deadline after a restart).
+        """
+        ...
+
     async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
         """Return pending deadlines whose reminder or escalation is due at ``now``."""
         ...

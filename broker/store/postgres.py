@@ -864,6 +864,30 @@ class PostgresStore:
             )
         return [_deadline(row) for row in rows]
 
+    async def case_histories(
+        self, *, after: str | None, limit: int
+    ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:
+        """Return a page of cases in id order, with their events (see the protocol)."""
+        async with self._tx("case_histories") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > $1"
+                " ORDER BY c.case_id LIMIT $2",
+                after or "",
+                limit,
+            )
+            if not rows:
+                return []
+            events = await conn.fetch(
+                "SELECT case_id, data FROM case_events WHERE case_id >= $1 AND case_id <= $2"
+                " ORDER BY case_id, seq",
+                rows[0]["case_id"],
+                rows[-1]["case_id"],
+            )
+        grouped: dict[str, list[dict[str, object]]] = {}
+        for event in events:
+            grouped.setdefault(event["case_id"], []).append(json.loads(event["data"]))
+        return [(_case_record(row), grouped.get(row["case_id"], [])) for row in rows]
+
     async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
         """Return pending deadlines whose reminder or escalation is due at ``now``."""
         async with self._conn("due_deadlines") as conn:

@@ -858,6 +858,18 @@ class SqliteStore:
         )
         return [_deadline(row) for row in rows]
 
+    async def case_histories(
+        self, *, after: str | None, limit: int
+    ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:
+        """Return a page of cases in id order, with their events (see the protocol)."""
+        rows, events = await self._call(
+            "case_histories", _in_snapshot, _case_histories, after or "", limit
+        )
+        grouped: dict[str, list[dict[str, object]]] = {}
+        for event in events:
+            grouped.setdefault(event["case_id"], []).append(json.loads(event["data"]))
+        return [(_case_record(row), grouped.get(row["case_id"], [])) for row in rows]
+
     async def due_deadlines(self, now: datetime, limit: int) -> list[StoredDeadline]:
         """Return pending deadlines whose reminder or escalation is due at ``now``."""
         rows = await self._call(
@@ -1259,3 +1271,19 @@ def _apply_case_change(db: _Db, change: CaseChange) -> None:
             for d in change.deadlines
         ],
     )
+
+
+def _case_histories(db: _Db, after: str, limit: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    rows = db.execute(
+        f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > ?"
+        " ORDER BY c.case_id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    if not rows:
+        return [], []
+    events = db.execute(
+        "SELECT case_id, data FROM case_events WHERE case_id >= ? AND case_id <= ?"
+        " ORDER BY case_id, seq",
+        (rows[0]["case_id"], rows[-1]["case_id"]),
+    ).fetchall()
+    return rows, events

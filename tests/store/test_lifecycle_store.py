@@ -184,3 +184,17 @@ async def test_case_records_filter_by_state_instrument_and_due_time(store: Store
     assert [r.case_id for r in await store.list_case_records(instrument="eu.eio.a")] == [eio]
     assert [r.case_id for r in await store.list_case_records(due_before=T0 + 48 * HOUR)] == [art29]
     assert await store.list_case_records(state="refused") == []
+
+
+async def test_case_histories_page_through_every_case_in_id_order(store: Store) -> None:
+    ids = sorted(uuid7() for _ in range(5))
+    for case_id in ids:
+        await store.record_case_change(_change(_record(case_id, 1, "requested")), [])
+        await store.record_case_change(_change(_record(case_id, 2, "acknowledged")), [])
+    seen: list[str] = []
+    after = None
+    while batch := await store.case_histories(after=after, limit=2):
+        assert all(len(events) == 2 for _, events in batch)
+        seen += [record.case_id for record, _ in batch]
+        after = batch[-1][0].case_id
+    assert seen == ids
