@@ -16,7 +16,7 @@ Lifecycle events hold roles, codes and dates: never a form's personal data.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -382,32 +382,33 @@ async def recompute_deadlines(
     *,
     ack_targets: Mapping[str, timedelta] | None = None,
     page: int = 2000,
-) -> dict[str, list[Deadline]]:
+) -> AsyncIterator[tuple[str, list[Deadline]]]:
     """Compute every case's deadlines from its stored history alone, as of ``now``.
 
     What a node (or an auditor's tool) does after a restart or a rules-table change:
-    nothing but the case records and their events is read.
+    nothing but the case records and their events is read. The cases come one by one
+    (in id order, a page of ``page`` read at a time), so a caller going through a
+    hundred thousand of them keeps only what it needs.
 
-    Returns:
-        The deadlines of each case, by case id.
+    Yields:
+        ``(case id, its deadlines)``.
     """
     targets = dict(ack_targets or {})
-    found: dict[str, list[Deadline]] = {}
     after: str | None = None
-    while True:
-        batch = await store.case_histories(after=after, limit=page)
-        if not batch:
-            return found
+    while batch := await store.case_histories(after=after, limit=page):
         for record, events in batch:
             history = history_of(events)
             at = max(now, history[-1].at) if history else now
-            found[record.case_id] = lifecycle.deadlines(
-                record.instrument,
-                record.priority,
-                history,
-                now=at,
-                overrides=_parsed_overrides(record.overrides),
-                ack_targets=targets,
-                facts=dict(record.facts),
+            yield (
+                record.case_id,
+                lifecycle.deadlines(
+                    record.instrument,
+                    record.priority,
+                    history,
+                    now=at,
+                    overrides=_parsed_overrides(record.overrides),
+                    ack_targets=targets,
+                    facts=dict(record.facts),
+                ),
             )
         after = batch[-1][0].case_id

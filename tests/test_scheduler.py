@@ -156,7 +156,7 @@ async def test_recomputing_from_the_histories_agrees_with_the_stored_deadlines(
     first = await _open_art29(store, T0)
     second = await _open_art29(store, T0 + HOUR, days=120)
     await _reply(store, second, "case.ack", {}, T0 + 2 * HOUR)
-    recomputed = await recompute_deadlines(store, T0 + 3 * HOUR, page=1)
+    recomputed = {c: d async for c, d in recompute_deadlines(store, T0 + 3 * HOUR, page=1)}
     assert set(recomputed) == {first, second}
     for case_id, found in recomputed.items():
         stored = await store.list_deadlines(case_id=case_id, pending_only=False)
