@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broker import lifecycle
-from broker.errors import CaseUnknown, NotParty
+from broker.errors import CaseUnknown, NotParty, StateError
 from broker.forms import Form
-from broker.lifecycle import Deadline, Event
+from broker.forms.responses import Refusal
+from broker.lifecycle import Deadline, Event, check_refusal_form
 from broker.store.base import (
     AuditEvent,
     CaseChange,
@@ -44,6 +45,7 @@ __all__ = [
     "history_of",
     "next_reminder",
     "plan_event",
+    "plan_message",
     "recompute_deadlines",
     "role_of",
     "stored_deadlines",
@@ -412,3 +414,81 @@ async def recompute_deadlines(
                 ),
             )
         after = batch[-1][0].case_id
+
+
+async def plan_message(
+    store: Store,
+    *,
+    me: str,
+    sender: str,
+    recipient: str,
+    form_type: str,
+    form: Form | Mapping[str, Any],
+    case_id: str,
+    message_id: str,
+    priority: Priority,
+    at: datetime,
+    known_case: bool = True,
+    ack_targets: Mapping[str, timedelta] | None = None,
+) -> CasePlan:
+    """Check a message of a case lifecycle against its case; plan the case's change.
+
+    The same rules on both sides: a request opens a case (``sender`` the requester,
+    ``recipient`` the requested party); any other message must go from one party of
+    the case to the other, be a step its state allows, and (a refusal) carry a ground
+    valid for the instrument and the sender's role.
+
+    Args:
+        store: the node's store (the case is read from it).
+        me: this node's participant id (the sender or the recipient).
+        sender: who sends the message.
+        recipient: who it is for.
+        form_type: its catalogue type.
+        form: its form.
+        case_id: its case.
+        message_id: its id.
+        priority: its priority.
+        at: this node's time of record.
+        known_case: False when the sender's node generated a new case id (nothing to
+            look up).
+        ack_targets: the node's acknowledgement targets per priority.
+
+    Raises:
+        CaseUnknown, NotParty, StateError, GroundError, ExtensionError: the message
+            does not fit its case.
+    """
+    peer = recipient if me == sender else sender
+    found = await store.get_case(case_id) if known_case else None
+    try:
+        if found is None:
+            facts, overrides = facts_and_overrides(form_type, form)
+            return plan_event(
+                None,
+                [],
+                event_of(form_type, form, by="requester", at=at),
+                case_id=case_id,
+                message_id=message_id,
+                peer=peer,
+                opening=(form_type, priority, sender, recipient, facts, overrides),
+                ack_targets=ack_targets,
+            )
+        record, events = found
+        role = role_of(record, sender)
+        other = role_of(record, recipient)
+        if role is None or other is None or role == other:
+            raise NotParty("the sender and the recipient are not the two parties of the case")
+        if form_type == "case.refusal":
+            refusal = form if isinstance(form, Refusal) else Refusal.model_validate(form)
+            check_refusal_form(record.instrument, refusal, by=role)
+        return plan_event(
+            record,
+            history_of(events),
+            event_of(form_type, form, by=role, at=at),
+            case_id=case_id,
+            message_id=message_id,
+            peer=peer,
+            ack_targets=ack_targets,
+        )
+    except ValueError as exc:
+        # The rules refuse what the history cannot hold (e.g. a missing fact).
+        raise StateError(f"the case cannot take this message: {exc}") from exc

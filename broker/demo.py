@@ -141,12 +141,15 @@ async def _show_case(node: Node, case_id: str) -> None:
         (m.received_at, "in ", m.sender, m.type, m.status, m.code) for m in inbound
     ]
     rows += [(m.created_at, "out", m.recipient, m.type, m.state, m.code) for m in outbound]
-    _say(f"  case {case_id} at {node.participant}:")
-    for at, way, peer, kind, state, code in sorted(rows):
+    found = await node.store.get_case(case_id)
+    state = found[0].state if found is not None else "?"
+    _say(f"  case {case_id} at {node.participant}: {state}")
+    for at, way, peer, kind, status, code in sorted(rows):
         arrow = "<-" if way == "in " else "->"
-        _say(
-            f"    {wire_time(at)}  {arrow} {peer:<8} {kind:<24} {state}{' ' + code if code else ''}"
-        )
+        tail = f"{status} {code}" if code else status
+        _say(f"    {wire_time(at)}  {arrow} {peer:<8} {kind:<24} {tail}")
+    for d in await node.store.list_deadlines(case_id=case_id, pending_only=False):
+        _say(f"    deadline {d.rule:<18} {d.state:<8} due {wire_time(d.due_at)}  {d.article}")
 
 
 async def _show_receipt(node: Node, message_id: str) -> None:

@@ -11,10 +11,15 @@ For one delivery (raw bytes from the node's inbound or emergency queue):
 3. age window: ``sent_at`` too far ahead or too old is ``E_CLOCK_SKEW``;
 4. policy, recipient, decryption, form schema, document seal
    (:func:`~broker.envelope.open_authenticated`);
-5. persist: inbox row (the unique dedup key), encrypted form, the signed receipt
-   (as an outbox row) and audit events in one transaction — a rejection stores the
-   negative receipt and a quarantine entry the same way;
-6. only then is the delivery acked (by the caller), and the receipt leaves through
+5. the case (:mod:`broker.cases`): a message of a case lifecycle must come from a
+   party, be a step the case's state allows, carry a ground valid for the instrument
+   (refusals) and stay within what the instrument allows (extensions) —
+   ``E_CASE_UNKNOWN``, ``E_NOT_PARTY``, ``E_STATE``, ``E_GROUND``, ``E_EXTENSION``;
+6. persist: inbox row (the unique dedup key), encrypted form, the signed receipt
+   (as an outbox row), the case's change and recomputed deadlines, and audit events
+   in one transaction — a rejection stores the negative receipt and a quarantine
+   entry the same way;
+7. only then is the delivery acked (by the caller), and the receipt leaves through
    the outbox like any other message.
 
 A ``msg.receipt`` goes through the same checks and then moves the receipted outbox
@@ -37,15 +42,7 @@ import structlog
 
 from broker import delivery, ids
 from broker.canonical import canonical
-from broker.cases import (
-    CasePlan,
-    belongs_to_lifecycle,
-    event_of,
-    facts_and_overrides,
-    history_of,
-    plan_event,
-    role_of,
-)
+from broker.cases import CasePlan, belongs_to_lifecycle, plan_message
 from broker.clock import Clock, wire_time
 from broker.config import Limits
 from broker.envelope import (
@@ -58,20 +55,16 @@ from broker.errors import (
     CaseError,
     ClockSkew,
     DeliveryLimit,
-    NotParty,
     PolicyError,
     ReceiptMismatch,
     ReceiptUnknown,
     ReplayError,
-    StateError,
     StoreError,
     UnknownTypeError,
 )
 from broker.forms import Form
 from broker.forms.receipt import Receipt
-from broker.forms.responses import Refusal
 from broker.identity import Identity
-from broker.lifecycle import check_refusal_form
 from broker.outbox import RECEIPT_TYPE, seal_receipt
 from broker.store.base import AuditEvent, InboundMessage, OutboundMessage, QuarantineEntry, Store
 
@@ -235,54 +228,21 @@ class Inbox:
         return InboxResult("accepted", message_id=envelope.id)
 
     async def _plan_case(self, authenticated: AuthenticatedEnvelope, form: Form) -> CasePlan:
-        """Check that an accepted message fits its case; plan the case's change.
-
-        Raises:
-            CaseError: unknown case, not a party, a step the state machine forbids, a
-                refusal without a valid ground, an extension beyond what is allowed.
-        """
+        """Check that an accepted message fits its case; plan the case's change."""
         envelope = authenticated.envelope
-        found = await self._store.get_case(envelope.case)
-        now = self._clock.now()
-        try:
-            if found is None:
-                facts, overrides = facts_and_overrides(envelope.type, form)
-                return plan_event(
-                    None,
-                    [],
-                    event_of(envelope.type, form, by="requester", at=now),
-                    case_id=envelope.case,
-                    message_id=envelope.id,
-                    peer=envelope.from_,
-                    opening=(
-                        envelope.type,
-                        envelope.priority,
-                        envelope.from_,
-                        self._identity.participant,
-                        facts,
-                        overrides,
-                    ),
-                    ack_targets=self._ack_targets,
-                )
-            record, events = found
-            role = role_of(record, envelope.from_)
-            mine = role_of(record, self._identity.participant)
-            if role is None or mine is None or mine == role:
-                raise NotParty("the sender and this node are not the two parties of the case")
-            if isinstance(form, Refusal):
-                check_refusal_form(record.instrument, form, by=role)
-            return plan_event(
-                record,
-                history_of(events),
-                event_of(envelope.type, form, by=role, at=now),
-                case_id=envelope.case,
-                message_id=envelope.id,
-                peer=envelope.from_,
-                ack_targets=self._ack_targets,
-            )
-        except ValueError as exc:
-            # The rules refuse what the history cannot hold (e.g. a missing fact).
-            raise StateError(f"the case cannot take this message: {exc}") from exc
+        return await plan_message(
+            self._store,
+            me=self._identity.participant,
+            sender=envelope.from_,
+            recipient=self._identity.participant,
+            form_type=envelope.type,
+            form=form,
+            case_id=envelope.case,
+            message_id=envelope.id,
+            priority=envelope.priority,
+            at=self._clock.now(),
+            ack_targets=self._ack_targets,
+        )
 
     # -- refusals -------------------------------------------------------------------------
 

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from broker import delivery
 from broker.canonical import canonical
-from broker.cases import (
-    CasePlan,
-    belongs_to_lifecycle,
-    event_of,
-    facts_and_overrides,
-    history_of,
-    plan_event,
-    role_of,
-)
+from broker.cases import CasePlan, belongs_to_lifecycle, plan_message
 from broker.clock import Clock
 from broker.envelope import Envelope, Priority
-from broker.errors import CaseError, NotParty, StateError
+from broker.errors import CaseError
 from broker.forms.base import Form
 from broker.forms.receipt import Receipt
-from broker.forms.responses import Refusal
 from broker.identity import Identity
-from broker.lifecycle import check_refusal_form
 from broker.store.base import AuditEvent, OutboundMessage, Store
 
 __all__ = [
@@ -118,9 +108,11 @@ async def submit(
     plan: CasePlan | None = None
     if belongs_to_lifecycle(form_type):
         try:
-            plan = await _plan_outgoing(
-                store, identity, row, form_data, existing=case is not None,
-                ack_targets=ack_targets, now=row.created_at,
+            plan = await plan_message(
+                store, me=identity.participant, sender=identity.participant,
+                recipient=recipient, form_type=form_type, form=form_data, case_id=row.case_id,
+                message_id=row.id, priority=priority, at=row.created_at,
+                known_case=case is not None, ack_targets=ack_targets,
             )  # fmt: skip
         except CaseError as exc:
             await store.audit(
@@ -150,57 +142,6 @@ async def submit(
         row, canonical(form_data), events, case_change=None if plan is None else plan.change
     )
     return row
-
-
-async def _plan_outgoing(
-    store: Store,
-    identity: Identity,
-    row: OutboundMessage,
-    form: Mapping[str, Any],
-    *,
-    existing: bool,
-    ack_targets: Mapping[str, timedelta] | None,
-    now: datetime,
-) -> CasePlan:
-    found = await store.get_case(row.case_id) if existing else None
-    try:
-        if found is None:
-            facts, overrides = facts_and_overrides(row.type, form)
-            return plan_event(
-                None,
-                [],
-                event_of(row.type, form, by="requester", at=now),
-                case_id=row.case_id,
-                message_id=row.id,
-                peer=row.recipient,
-                opening=(
-                    row.type,
-                    row.priority,
-                    identity.participant,
-                    row.recipient,
-                    facts,
-                    overrides,
-                ),
-                ack_targets=ack_targets,
-            )
-        record, events = found
-        role = role_of(record, identity.participant)
-        other = role_of(record, row.recipient)
-        if role is None or other is None or role == other:
-            raise NotParty("this node and the recipient are not the two parties of the case")
-        if row.type == "case.refusal":
-            check_refusal_form(record.instrument, Refusal.model_validate(form), by=role)
-        return plan_event(
-            record,
-            history_of(events),
-            event_of(row.type, form, by=role, at=now),
-            case_id=row.case_id,
-            message_id=row.id,
-            peer=row.recipient,
-            ack_targets=ack_targets,
-        )
-    except ValueError as exc:
-        raise StateError(f"the case cannot take this message: {exc}") from exc
 
 
 def seal_receipt(

@@ -63,6 +63,13 @@ from broker.store.base import (
     StoredDeadline,
 )
 from broker.store.migrations import LATEST_VERSION, MIGRATIONS
+from broker.store.rows import (
+    CASE_COLUMNS,
+    DEADLINE_COLUMNS,
+    DEADLINE_FIELDS,
+    DEADLINE_UPSERT,
+    deadline_values,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -810,7 +817,7 @@ class PostgresStore:
         """Return a case's lifecycle record and its events (oldest first), or None."""
         async with self._tx("get_case") as conn:
             row = await conn.fetchrow(
-                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = $1", case_id
+                f"SELECT {CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = $1", case_id
             )
             if row is None:
                 return None
@@ -836,7 +843,7 @@ class PostgresStore:
         """Return case lifecycles, most recently updated first (see the protocol)."""
         async with self._conn("list_case_records") as conn:
             rows = await conn.fetch(
-                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c"
+                f"SELECT {CASE_COLUMNS} FROM case_lifecycle c"
                 " WHERE ($1::text IS NULL OR c.state = $1)"
                 " AND ($2::text IS NULL OR c.instrument = $2)"
                 " AND ($3::timestamptz IS NULL OR EXISTS (SELECT 1 FROM deadlines d"
@@ -855,7 +862,7 @@ class PostgresStore:
         """Return deadlines, emergency first, then by due time."""
         async with self._conn("list_deadlines") as conn:
             rows = await conn.fetch(
-                f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"
+                f"SELECT {DEADLINE_COLUMNS} FROM deadlines"
                 " WHERE ($1::text IS NULL OR case_id = $1) AND (NOT $2 OR state = 'pending')"
                 f" ORDER BY {_DEADLINE_ORDER} LIMIT $3",
                 case_id,
@@ -870,7 +877,7 @@ class PostgresStore:
         """Return a page of cases in id order, with their events (see the protocol)."""
         async with self._tx("case_histories") as conn:
             rows = await conn.fetch(
-                f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > $1"
+                f"SELECT {CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > $1"
                 " ORDER BY c.case_id LIMIT $2",
                 after or "",
                 limit,
@@ -892,7 +899,7 @@ class PostgresStore:
         """Return pending deadlines whose reminder or escalation is due at ``now``."""
         async with self._conn("due_deadlines") as conn:
             rows = await conn.fetch(
-                f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
+                f"SELECT {DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
                 " ((due_at <= $1 AND escalated_at IS NULL) OR next_reminder_at <= $1)"
                 f" ORDER BY {_DEADLINE_ORDER} LIMIT $2",
                 _utc(now),
@@ -1101,28 +1108,6 @@ async def _create_schema(dsn: str, schema: str) -> None:
 
 # -- case lifecycles ---------------------------------------------------------------------
 
-_CASE_COLUMNS: Final = (
-    "c.case_id, c.instrument, c.priority, c.requester, c.requested, c.state, c.events,"
-    " c.facts, c.overrides, c.updated_at"
-)
-_DEADLINE_FIELDS: Final = (
-    "case_id",
-    "rule",
-    "instrument",
-    "step",
-    "article",
-    "owed_by",
-    "priority",
-    "escalation",
-    "started_at",
-    "due_at",
-    "state",
-    "met_at",
-    "reminders",
-    "next_reminder_at",
-    "escalated_at",
-)
-_DEADLINE_COLUMNS: Final = ", ".join(_DEADLINE_FIELDS)
 _DEADLINE_ORDER: Final = "(priority <> 'emergency'), due_at, case_id, rule"
 
 
@@ -1142,7 +1127,7 @@ def _case_record(row: asyncpg.Record) -> CaseRecord:
 
 
 def _deadline(row: asyncpg.Record) -> StoredDeadline:
-    values = {name: row[name] for name in _DEADLINE_FIELDS}
+    values = {name: row[name] for name in DEADLINE_FIELDS}
     values["reminders"] = tuple(datetime.fromisoformat(t) for t in json.loads(row["reminders"]))
     return StoredDeadline(**values)
 
@@ -1195,35 +1180,15 @@ async def _apply_case_change(conn: asyncpg.Connection, change: CaseChange) -> No
     )
     # The scheduler's progress survives a recomputation that leaves the due time as it was.
     await conn.executemany(
-        f"INSERT INTO deadlines ({_DEADLINE_COLUMNS})"
+        f"INSERT INTO deadlines ({DEADLINE_COLUMNS})"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
-        " ON CONFLICT (case_id, rule) DO UPDATE SET step = excluded.step,"
-        " article = excluded.article, owed_by = excluded.owed_by,"
-        " escalation = excluded.escalation, started_at = excluded.started_at,"
-        " state = excluded.state, met_at = excluded.met_at, reminders = excluded.reminders,"
-        " next_reminder_at = CASE WHEN deadlines.due_at = excluded.due_at"
-        " AND deadlines.state = excluded.state THEN deadlines.next_reminder_at"
-        " ELSE excluded.next_reminder_at END,"
-        " escalated_at = CASE WHEN deadlines.due_at = excluded.due_at"
-        " THEN deadlines.escalated_at END,"
-        " due_at = excluded.due_at",
+        + DEADLINE_UPSERT,
         [
-            (
-                d.case_id,
-                d.rule,
-                d.instrument,
-                d.step,
-                d.article,
-                d.owed_by,
-                d.priority,
-                d.escalation,
-                _utc(d.started_at),
-                _utc(d.due_at),
-                d.state,
-                _opt_utc(d.met_at),
-                _json([_utc(t).isoformat() for t in d.reminders]),
-                _opt_utc(d.next_reminder_at),
-            )
+            deadline_values(d, _utc, lambda ts: _json([_utc(t).isoformat() for t in ts]))
             for d in change.deadlines
         ],
     )
+
+
+def _reminders_text(times: tuple[datetime, ...]) -> str:
+    return _json([_utc(t).isoformat() for t in times])

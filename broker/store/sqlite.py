@@ -68,6 +68,12 @@ from broker.store.base import (
     StoredDeadline,
 )
 from broker.store.migrations import LATEST_VERSION, MIGRATIONS
+from broker.store.rows import (
+    CASE_COLUMNS,
+    DEADLINE_COLUMNS,
+    DEADLINE_UPSERT,
+    deadline_values,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -835,7 +841,7 @@ class SqliteStore:
         rows = await self._call(
             "list_case_records",
             _fetch,
-            f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c"
+            f"SELECT {CASE_COLUMNS} FROM case_lifecycle c"
             " WHERE (?1 IS NULL OR c.state = ?1) AND (?2 IS NULL OR c.instrument = ?2)"
             " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM deadlines d WHERE d.case_id = c.case_id"
             " AND d.state = 'pending' AND d.due_at < ?3))"
@@ -851,7 +857,7 @@ class SqliteStore:
         rows = await self._call(
             "list_deadlines",
             _fetch,
-            f"SELECT {_DEADLINE_COLUMNS} FROM deadlines"
+            f"SELECT {DEADLINE_COLUMNS} FROM deadlines"
             " WHERE (?1 IS NULL OR case_id = ?1) AND (?2 = 0 OR state = 'pending')"
             f" ORDER BY {_DEADLINE_ORDER} LIMIT ?3",
             (case_id, int(pending_only), limit),
@@ -875,7 +881,7 @@ class SqliteStore:
         rows = await self._call(
             "due_deadlines",
             _fetch,
-            f"SELECT {_DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
+            f"SELECT {DEADLINE_COLUMNS} FROM deadlines WHERE state = 'pending' AND"
             " ((due_at <= ?1 AND escalated_at IS NULL) OR next_reminder_at <= ?1)"
             f" ORDER BY {_DEADLINE_ORDER} LIMIT ?2",
             (_us(now), limit),
@@ -1141,14 +1147,6 @@ def _claim_released(db: _Db, limit: int) -> list[sqlite3.Row]:
 
 # -- case lifecycles ---------------------------------------------------------------------
 
-_CASE_COLUMNS: Final = (
-    "c.case_id, c.instrument, c.priority, c.requester, c.requested, c.state, c.events,"
-    " c.facts, c.overrides, c.updated_at"
-)
-_DEADLINE_COLUMNS: Final = (
-    "case_id, rule, instrument, step, article, owed_by, priority, escalation, started_at,"
-    " due_at, state, met_at, reminders, next_reminder_at, escalated_at"
-)
 _DEADLINE_ORDER: Final = "CASE priority WHEN 'emergency' THEN 0 ELSE 1 END, due_at, case_id, rule"
 
 
@@ -1189,7 +1187,7 @@ def _deadline(row: sqlite3.Row) -> StoredDeadline:
 
 def _get_case(db: _Db, case_id: str) -> tuple[sqlite3.Row, list[sqlite3.Row]] | None:
     row = db.execute(
-        f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = ?", (case_id,)
+        f"SELECT {CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id = ?", (case_id,)
     ).fetchone()
     if row is None:
         return None
@@ -1239,43 +1237,15 @@ def _apply_case_change(db: _Db, change: CaseChange) -> None:
     )
     # The scheduler's progress survives a recomputation that leaves the due time as it was.
     db.executemany(
-        f"INSERT INTO deadlines ({_DEADLINE_COLUMNS})"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
-        " ON CONFLICT (case_id, rule) DO UPDATE SET step = excluded.step,"
-        " article = excluded.article, owed_by = excluded.owed_by,"
-        " escalation = excluded.escalation, started_at = excluded.started_at,"
-        " state = excluded.state, met_at = excluded.met_at, reminders = excluded.reminders,"
-        " next_reminder_at = CASE WHEN deadlines.due_at = excluded.due_at"
-        " AND deadlines.state = excluded.state THEN deadlines.next_reminder_at"
-        " ELSE excluded.next_reminder_at END,"
-        " escalated_at = CASE WHEN deadlines.due_at = excluded.due_at"
-        " THEN deadlines.escalated_at END,"
-        " due_at = excluded.due_at",
-        [
-            (
-                d.case_id,
-                d.rule,
-                d.instrument,
-                d.step,
-                d.article,
-                d.owed_by,
-                d.priority,
-                d.escalation,
-                _us(d.started_at),
-                _us(d.due_at),
-                d.state,
-                _opt_us(d.met_at),
-                _json([_us(t) for t in d.reminders]),
-                _opt_us(d.next_reminder_at),
-            )
-            for d in change.deadlines
-        ],
+        f"INSERT INTO deadlines ({DEADLINE_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)" + DEADLINE_UPSERT,
+        [deadline_values(d, _us, lambda ts: _json([_us(t) for t in ts])) for d in change.deadlines],
     )
 
 
 def _case_histories(db: _Db, after: str, limit: int) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
     rows = db.execute(
-        f"SELECT {_CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > ?"
+        f"SELECT {CASE_COLUMNS} FROM case_lifecycle c WHERE c.case_id > ?"
         " ORDER BY c.case_id LIMIT ?",
         (after, limit),
     ).fetchall()
