@@ -522,6 +522,14 @@ class Store(Protocol):
         """Return deadlines, emergency first, then by due time."""
         ...
 
+    async def audit_head(self) -> tuple[int, bytes]:
+        """Return the audit log's tree size and saved tree state (see broker.audit.merkle)."""
+        ...
+
+    async def audit_leaves(self, *, start: int, limit: int) -> list[tuple[int, AuditEvent, bytes]]:
+        """Return up to ``limit`` log records from leaf ``start`` on: index, record, leaf hash."""
+        ...
+
     async def case_histories(
         self, *, after: str | None, limit: int
     ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:

@@ -195,6 +195,23 @@ def _lifecycle(time: str) -> tuple[str, ...]:
     )
 
 
+def _merkle(blob: str, empty: str) -> tuple[str, ...]:
+    return (
+        # Each record is a leaf of the node's Merkle log (RFC 9162): its index in the
+        # tree and the hash of its RFC 8785 entry (broker.store.auditlog).
+        "ALTER TABLE audit ADD COLUMN leaf_index INTEGER",
+        f"ALTER TABLE audit ADD COLUMN leaf_hash {blob}",
+        "CREATE UNIQUE INDEX audit_leaf ON audit (leaf_index)",
+        # The tree head: one row, locked by every writer, so the log has one order.
+        f"""CREATE TABLE audit_tree (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL CHECK (size >= 0),
+            state {blob} NOT NULL
+        )""",
+        f"INSERT INTO audit_tree (id, size, state) VALUES (1, 0, {empty})",  # noqa: S608 - constants
+    )
+
+
 #: Every migration, oldest first.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -208,6 +225,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         name="case lifecycles, case events, deadlines",
         sqlite=_lifecycle("INTEGER"),
         postgres=_lifecycle("timestamptz"),
+    ),
+    Migration(
+        version=3,
+        name="the audit table as a Merkle log",
+        sqlite=_merkle("BLOB", "X'0000000000000000'"),
+        postgres=_merkle("bytea", "'\\x0000000000000000'::bytea"),
     ),
 )
 

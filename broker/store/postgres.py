@@ -45,6 +45,7 @@ import structlog
 
 from broker.clock import Clock
 from broker.errors import ConfigError, StoreError
+from broker.store import auditlog
 from broker.store.atrest import CaseKey, StorageKey
 from broker.store.base import (
     AuditEvent,
@@ -337,9 +338,14 @@ class PostgresStore:
     async def _insert_audit(conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
+        # One named lock on the tree head: every writer of this node appends in turn.
+        state = await conn.fetchval("SELECT state FROM audit_tree WHERE id = 1 FOR UPDATE")
+        if state is None:
+            raise StoreError("the audit tree head is missing")
+        appended = auditlog.append(bytes(state), events)
         await conn.executemany(
-            "INSERT INTO audit (event, at, message_id, case_id, peer, code, details)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit (event, at, message_id, case_id, peer, code, details,"
+            " leaf_index, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
                 (
                     e.event,
@@ -349,10 +355,38 @@ class PostgresStore:
                     e.peer,
                     e.code,
                     _details_text(e.details),
+                    index,
+                    digest,
                 )
-                for e in events
+                for e, (index, digest) in zip(events, appended.leaves, strict=True)
             ],
         )
+        await conn.execute(
+            "UPDATE audit_tree SET size = $1, state = $2 WHERE id = 1",
+            appended.size,
+            appended.state,
+        )
+
+    async def _log_unlogged(self, conn: asyncpg.Connection) -> int:
+        """Add records written before the audit table was a Merkle log to the tree."""
+        state = await conn.fetchval("SELECT state FROM audit_tree WHERE id = 1 FOR UPDATE")
+        rows = await conn.fetch(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE leaf_index IS NULL ORDER BY seq"
+        )
+        if not rows or state is None:
+            return 0
+        events = [_audited(row) for row in rows]
+        appended = auditlog.append(bytes(state), [event for _, event in events])
+        await conn.executemany(
+            "UPDATE audit SET leaf_index = $1, leaf_hash = $2 WHERE seq = $3",
+            [(i, h, seq) for (seq, _), (i, h) in zip(events, appended.leaves, strict=True)],
+        )
+        await conn.execute(
+            "UPDATE audit_tree SET size = $1, state = $2 WHERE id = 1",
+            appended.size,
+            appended.state,
+        )
+        return len(rows)
 
     async def _touch_case(
         self, conn: asyncpg.Connection, case_id: str, first_type: str, peer: str, at: datetime
@@ -483,6 +517,11 @@ class PostgresStore:
                 _log.info("store.migrated", backend="postgres", version=migration.version)
         async with self._conn("migrate") as conn:
             version: int = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+        if version >= 3:
+            async with self._tx("migrate") as conn:
+                logged = await self._log_unlogged(conn)
+            if logged:
+                _log.info("store.audit_backfilled", backend="postgres", records=logged)
         if version > LATEST_VERSION:
             raise StoreError(
                 f"the database is at schema version {version}, newer than this software"
@@ -871,6 +910,25 @@ class PostgresStore:
             )
         return [_deadline(row) for row in rows]
 
+    async def audit_head(self) -> tuple[int, bytes]:
+        """Return the audit log's tree size and saved tree state."""
+        async with self._conn("audit_head") as conn:
+            row = await conn.fetchrow("SELECT size, state FROM audit_tree WHERE id = 1")
+        if row is None:
+            raise StoreError("the audit tree head is missing")
+        return int(row["size"]), bytes(row["state"])
+
+    async def audit_leaves(self, *, start: int, limit: int) -> list[tuple[int, AuditEvent, bytes]]:
+        """Return log records from leaf ``start`` on, in leaf order."""
+        async with self._conn("audit_leaves") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_AUDIT_COLUMNS}, leaf_index, leaf_hash FROM audit"
+                " WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2",
+                start,
+                limit,
+            )
+        return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
+
     async def case_histories(
         self, *, after: str | None, limit: int
     ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:
@@ -1073,21 +1131,19 @@ class PostgresStore:
                 case_id,
                 limit,
             )
-        return [
-            (
-                row["seq"],
-                AuditEvent(
-                    event=row["event"],
-                    at=row["at"],
-                    message_id=row["message_id"],
-                    case_id=row["case_id"],
-                    peer=row["peer"],
-                    code=row["code"],
-                    details=json.loads(row["details"]),
-                ),
-            )
-            for row in rows
-        ]
+        return [_audited(row) for row in rows]
+
+
+def _audited(row: asyncpg.Record) -> tuple[int, AuditEvent]:
+    return row["seq"], AuditEvent(
+        event=row["event"],
+        at=row["at"],
+        message_id=row["message_id"],
+        case_id=row["case_id"],
+        peer=row["peer"],
+        code=row["code"],
+        details=json.loads(row["details"]),
+    )
 
 
 async def _create_schema(dsn: str, schema: str) -> None:

@@ -49,6 +49,7 @@ import structlog
 
 from broker.clock import Clock
 from broker.errors import StoreError
+from broker.store import auditlog
 from broker.store.atrest import CaseKey, StorageKey
 from broker.store.base import (
     URGENT,
@@ -316,14 +317,51 @@ def _in_snapshot(db: _Db, fn: Callable[..., _T], *args: Any) -> _T:
 def _insert_audit(db: _Db, events: Sequence[AuditEvent]) -> None:
     if not events:
         return
+    # The caller's BEGIN IMMEDIATE holds the write lock: the tree head is ours.
+    state = db.execute("SELECT state FROM audit_tree WHERE id = 1").fetchone()["state"]
+    appended = auditlog.append(bytes(state), events)
     db.executemany(
-        "INSERT INTO audit (event, at, message_id, case_id, peer, code, details)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (event, at, message_id, case_id, peer, code, details, leaf_index,"
+        " leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (e.event, _us(e.at), e.message_id, e.case_id, e.peer, e.code, _details_text(e.details))
-            for e in events
+            (
+                e.event,
+                _us(e.at),
+                e.message_id,
+                e.case_id,
+                e.peer,
+                e.code,
+                _details_text(e.details),
+                index,
+                digest,
+            )
+            for e, (index, digest) in zip(events, appended.leaves, strict=True)
         ],
     )
+    db.execute(
+        "UPDATE audit_tree SET size = ?, state = ? WHERE id = 1", (appended.size, appended.state)
+    )
+
+
+def _log_unlogged(db: _Db) -> int:
+    """Add records written before the audit table was a Merkle log to the tree, in order."""
+    rows = db.execute(
+        "SELECT seq, event, at, message_id, case_id, peer, code, details FROM audit"
+        " WHERE leaf_index IS NULL ORDER BY seq"
+    ).fetchall()
+    if not rows:
+        return 0
+    state = db.execute("SELECT state FROM audit_tree WHERE id = 1").fetchone()["state"]
+    events = [_audited(row) for row in rows]
+    appended = auditlog.append(bytes(state), [event for _, event in events])
+    db.executemany(
+        "UPDATE audit SET leaf_index = ?, leaf_hash = ? WHERE seq = ?",
+        [(i, h, seq) for (seq, _), (i, h) in zip(events, appended.leaves, strict=True)],
+    )
+    db.execute(
+        "UPDATE audit_tree SET size = ?, state = ? WHERE id = 1", (appended.size, appended.state)
+    )
+    return len(rows)
 
 
 def _insert_quarantine(db: _Db, entry: QuarantineEntry) -> None:
@@ -495,6 +533,10 @@ class SqliteStore:
             if applied:
                 _log.info("store.migrated", backend="sqlite", version=migration.version)
         version = await self._call("migrate", _schema_version)
+        if version >= 3:
+            logged = await self._write("migrate", _log_unlogged)
+            if logged:
+                _log.info("store.audit_backfilled", backend="sqlite", records=logged)
         if version > LATEST_VERSION:
             raise StoreError(
                 f"the database is at schema version {version}, newer than this software"
@@ -863,6 +905,24 @@ class SqliteStore:
             (case_id, int(pending_only), limit),
         )
         return [_deadline(row) for row in rows]
+
+    async def audit_head(self) -> tuple[int, bytes]:
+        """Return the audit log's tree size and saved tree state."""
+        rows = await self._call(
+            "audit_head", _fetch, "SELECT size, state FROM audit_tree WHERE id = 1", ()
+        )
+        return int(rows[0]["size"]), bytes(rows[0]["state"])
+
+    async def audit_leaves(self, *, start: int, limit: int) -> list[tuple[int, AuditEvent, bytes]]:
+        """Return log records from leaf ``start`` on, in leaf order."""
+        rows = await self._call(
+            "audit_leaves",
+            _fetch,
+            "SELECT seq, event, at, message_id, case_id, peer, code, details, leaf_index,"
+            " leaf_hash FROM audit WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+            (start, limit),
+        )
+        return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
 
     async def case_histories(
         self, *, after: str | None, limit: int
