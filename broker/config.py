@@ -32,6 +32,10 @@ The file (``evb node run --config FILE``; ``EVB_CONFIG`` names it for every comm
     ack_emergency = ""                     #   requests (empty: the rules table's PT24H / PT1H)
     scheduler_interval = "PT30S"           # how often reminders and escalations are due
 
+    [audit]                                # EVB_AUDIT_<KEY>
+    checkpoint_interval = "PT60S"          # sign a checkpoint of the log at least this often
+    checkpoint_every = 1000                #   or after this many new records
+
     [retry]
     profile = "PT5S,PT15S,PT1M,PT5M,PT15M,PT1H,PT2H,PT4H"   # EVB_RETRY_PROFILE
     [retry.peers]                          # per-peer profiles (file only)
@@ -61,6 +65,7 @@ __all__ = [
     "DEFAULT_AMQP_URL",
     "DEFAULT_RETRY_PROFILE",
     "AmqpConfig",
+    "AuditConfig",
     "DeadlineConfig",
     "Limits",
     "NodeConfig",
@@ -124,6 +129,14 @@ class DeadlineConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """When the node signs checkpoints of its audit log."""
+
+    checkpoint_interval: timedelta = timedelta(seconds=60)
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything one node needs to run (see the module docstring for the file)."""
 
@@ -136,6 +149,7 @@ class NodeConfig:
     limits: Limits = field(default_factory=Limits)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     retry: RetryProfile = field(default_factory=lambda: RetryProfile.parse(DEFAULT_RETRY_PROFILE))
     retry_peers: Mapping[str, RetryProfile] = field(default_factory=dict)
     source: Path | None = None
@@ -154,6 +168,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "limits": tuple(Limits.__dataclass_fields__),
     "publisher": tuple(PublisherConfig.__dataclass_fields__),
     "deadlines": tuple(DeadlineConfig.__dataclass_fields__),
+    "audit": tuple(AuditConfig.__dataclass_fields__),
     "retry": ("profile",),
 }
 
@@ -311,6 +326,15 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
             _or(dl_values["scheduler_interval"], "PT30S"), "deadlines.scheduler_interval"
         ),
     )
+    audit_values = {n: _setting(data, env, "audit", n) for n in _SECTIONS["audit"]}
+    audit = AuditConfig(
+        checkpoint_interval=_duration(
+            _or(audit_values["checkpoint_interval"], "PT60S"), "audit.checkpoint_interval"
+        ),
+        checkpoint_every=_int(
+            _or(audit_values["checkpoint_every"], 1000), "audit.checkpoint_every"
+        ),
+    )
     retry = _profile(
         _setting(data, env, "retry", "profile") or DEFAULT_RETRY_PROFILE, "retry.profile"
     )
@@ -340,6 +364,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         limits=limits,
         publisher=publisher,
         deadlines=deadlines,
+        audit=audit,
         retry=retry,
         retry_peers=peers,
         source=path,

@@ -32,6 +32,7 @@ from typing import Any
 import structlog
 
 from broker import delivery, ids
+from broker.audit.issuer import issue_checkpoint, latest_checkpoint_size
 from broker.canonical import canonical
 from broker.cases import role_of
 from broker.clock import Clock, SystemClock
@@ -84,6 +85,8 @@ _IDLE_POLL_SECONDS = 0.5
 #: written by other processes, e.g. ``evb send --priority emergency``, are also found
 #: by the main publisher within its poll).
 _EMERGENCY_POLL_SECONDS = 1.0
+#: How often the checkpoint loop looks at the size of the audit log.
+_CHECKPOINT_POLL_SECONDS = 1.0
 #: How often released quarantine entries are looked for.
 _RELEASE_POLL_SECONDS = 1.0
 
@@ -179,6 +182,7 @@ class Node:
                     tasks.create_task(self._publish_loop(publisher, stop, "emergency"))
                     tasks.create_task(self._release_loop(stop))
                     tasks.create_task(self._scheduler_loop(publisher, stop))
+                    tasks.create_task(self._checkpoint_loop(stop))
                     await stop.wait()
                     # Drain: stop taking deliveries, finish those in flight.
                     await consumer.stop()
@@ -358,6 +362,30 @@ class Node:
                 log.error("scheduler.store_failed", code=exc.code)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+    async def _checkpoint_loop(self, stop: asyncio.Event) -> None:
+        """Sign a checkpoint of the audit log every interval, or every N new records."""
+        settings = self.config.audit
+        last_size = await latest_checkpoint_size(self.store)
+        last_at = self.clock.now()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _CHECKPOINT_POLL_SECONDS)
+            try:
+                size, _ = await self.store.audit_head()
+                now = self.clock.now()
+                due = size - last_size >= settings.checkpoint_every or (
+                    size > last_size and now - last_at >= settings.checkpoint_interval
+                )
+                if due or (stop.is_set() and size > last_size):
+                    issued = await issue_checkpoint(
+                        self.store, self.participant, self.identity.keyset.sig
+                    )
+                    if issued is not None:
+                        last_size, last_at = issued, now
+                        log.info("audit.checkpoint", size=issued)
+            except StoreError as exc:
+                log.error("audit.checkpoint_failed", code=exc.code)
 
     async def _release_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

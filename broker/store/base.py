@@ -530,6 +530,16 @@ class Store(Protocol):
         """Return up to ``limit`` log records from leaf ``start`` on: index, record, leaf hash."""
         ...
 
+    async def add_checkpoint(self, size: int, note: bytes) -> bool:
+        """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
+        ...
+
+    async def list_checkpoints(
+        self, *, newest_first: bool = False, limit: int = 100_000
+    ) -> list[tuple[int, bytes]]:
+        """Return the kept checkpoints (size, signed note), oldest (or newest) first."""
+        ...
+
     async def case_histories(
         self, *, after: str | None, limit: int
     ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:

@@ -195,7 +195,7 @@ def _lifecycle(time: str) -> tuple[str, ...]:
     )
 
 
-def _merkle(blob: str, empty: str) -> tuple[str, ...]:
+def _merkle(blob: str, empty: str, time: str) -> tuple[str, ...]:
     return (
         # Each record is a leaf of the node's Merkle log (RFC 9162): its index in the
         # tree and the hash of its RFC 8785 entry (broker.store.auditlog).
@@ -209,6 +209,12 @@ def _merkle(blob: str, empty: str) -> tuple[str, ...]:
             state {blob} NOT NULL
         )""",
         f"INSERT INTO audit_tree (id, size, state) VALUES (1, 0, {empty})",  # noqa: S608 - constants
+        # Signed checkpoints of the tree (C2SP signed notes), one per tree size.
+        f"""CREATE TABLE audit_checkpoints (
+            size INTEGER PRIMARY KEY CHECK (size >= 1),
+            note {blob} NOT NULL,
+            created_at {time} NOT NULL
+        )""",
     )
 
 
@@ -229,8 +235,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         version=3,
         name="the audit table as a Merkle log",
-        sqlite=_merkle("BLOB", "X'0000000000000000'"),
-        postgres=_merkle("bytea", "'\\x0000000000000000'::bytea"),
+        sqlite=_merkle("BLOB", "X'0000000000000000'", "INTEGER"),
+        postgres=_merkle("bytea", "'\\x0000000000000000'::bytea", "timestamptz"),
     ),
 )
 

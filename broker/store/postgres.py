@@ -929,6 +929,29 @@ class PostgresStore:
             )
         return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
 
+    async def add_checkpoint(self, size: int, note: bytes) -> bool:
+        """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
+        async with self._tx("add_checkpoint") as conn:
+            kept = await conn.fetchval(
+                "INSERT INTO audit_checkpoints (size, note, created_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (size) DO NOTHING RETURNING size",
+                size,
+                note,
+                _utc(self._clock.now()),
+            )
+        return kept is not None
+
+    async def list_checkpoints(
+        self, *, newest_first: bool = False, limit: int = 100_000
+    ) -> list[tuple[int, bytes]]:
+        """Return the kept checkpoints (size, signed note), oldest (or newest) first."""
+        order = "DESC" if newest_first else "ASC"
+        async with self._conn("list_checkpoints") as conn:
+            rows = await conn.fetch(
+                f"SELECT size, note FROM audit_checkpoints ORDER BY size {order} LIMIT $1", limit
+            )
+        return [(int(row["size"]), bytes(row["note"])) for row in rows]
+
     async def case_histories(
         self, *, after: str | None, limit: int
     ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:

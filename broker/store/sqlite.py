@@ -924,6 +924,31 @@ class SqliteStore:
         )
         return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
 
+    async def add_checkpoint(self, size: int, note: bytes) -> bool:
+        """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
+        row = await self._write(
+            "add_checkpoint",
+            lambda db: db.execute(
+                "INSERT INTO audit_checkpoints (size, note, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (size) DO NOTHING RETURNING size",
+                (size, note, _us(self._clock.now())),
+            ).fetchone(),
+        )
+        return row is not None
+
+    async def list_checkpoints(
+        self, *, newest_first: bool = False, limit: int = 100_000
+    ) -> list[tuple[int, bytes]]:
+        """Return the kept checkpoints (size, signed note), oldest (or newest) first."""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._call(
+            "list_checkpoints",
+            _fetch,
+            f"SELECT size, note FROM audit_checkpoints ORDER BY size {order} LIMIT ?",
+            (limit,),
+        )
+        return [(int(row["size"]), bytes(row["note"])) for row in rows]
+
     async def case_histories(
         self, *, after: str | None, limit: int
     ) -> list[tuple[CaseRecord, list[dict[str, object]]]]:
