@@ -5,10 +5,24 @@ No I/O here (the store keeps entries and tree state; the node exchanges checkpoi
 * :mod:`broker.audit.entry` — what an audit record says and the bytes that are hashed.
 * :mod:`broker.audit.merkle` — RFC 9162 hashing, the incremental tree, proofs.
 * :mod:`broker.audit.checkpoint` — signed notes, checkpoints, cosignatures, forks.
+
+And the auditor's side, over an exported bundle directory (no node, no database):
+
+* :mod:`broker.audit.bundle` — the bundle format, writing one, verifying one.
+* :mod:`broker.audit.replay` — every case rebuilt from the entries alone.
+* :mod:`broker.audit.report` — compliance figures, as JSON, CSV and HTML.
 """
 
 from __future__ import annotations
 
+from broker.audit.bundle import (
+    BundleMeta,
+    BundleReport,
+    case_proofs,
+    read_bundle_entries,
+    verify_bundle,
+    write_bundle,
+)
 from broker.audit.checkpoint import (
     Checkpoint,
     InvalidNoteSignature,
@@ -46,20 +60,39 @@ from broker.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from broker.audit.replay import (
+    CaseReplay,
+    DeadlineFact,
+    MessageFact,
+    RefusalFact,
+    Replay,
+    replay,
+)
+from broker.audit.report import Report, compliance_report, to_csv, to_html, to_json
 
 __all__ = [
     "EMPTY_ROOT",
     "AuditEntry",
+    "BundleMeta",
+    "BundleReport",
+    "CaseReplay",
     "Checkpoint",
+    "DeadlineFact",
     "InvalidNoteSignature",
     "MerkleLevels",
     "MerkleTree",
+    "MessageFact",
     "Note",
     "NoteSignature",
+    "RefusalFact",
+    "Replay",
+    "Report",
     "TreeState",
     "UnverifiedNote",
     "add_signatures",
+    "case_proofs",
     "check_fork",
+    "compliance_report",
     "consistency_proof",
     "cosign",
     "entry_bytes",
@@ -73,10 +106,17 @@ __all__ = [
     "origin_for",
     "parse_entry",
     "parse_note",
+    "read_bundle_entries",
+    "replay",
     "root_from_leaf_hashes",
     "sign_checkpoint",
+    "to_csv",
+    "to_html",
+    "to_json",
+    "verify_bundle",
     "verify_consistency",
     "verify_cosignature",
     "verify_cosignatures",
     "verify_inclusion",
+    "write_bundle",
 ]
