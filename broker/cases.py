@@ -44,6 +44,7 @@ __all__ = [
     "facts_and_overrides",
     "history_of",
     "next_reminder",
+    "peer_of",
     "plan_event",
     "plan_message",
     "recompute_deadlines",
@@ -77,6 +78,11 @@ def role_of(record: CaseRecord, participant: str) -> str | None:
     if participant == record.requested:
         return "requested"
     return None
+
+
+def peer_of(record: CaseRecord, participant: str) -> str:
+    """Return the other party of the case, seen from ``participant`` (one of the two)."""
+    return record.requested if participant == record.requester else record.requester
 
 
 def _data(form: Form | Mapping[str, Any]) -> Mapping[str, Any]:

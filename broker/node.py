@@ -34,7 +34,7 @@ import structlog
 from broker import delivery, ids
 from broker.audit.issuer import issue_checkpoint, latest_checkpoint_size
 from broker.canonical import canonical
-from broker.cases import role_of
+from broker.cases import peer_of, role_of
 from broker.clock import Clock, SystemClock
 from broker.config import NodeConfig
 from broker.errors import (
@@ -261,7 +261,7 @@ class Node:
         role = role_of(record, self.participant)
         if role is None:
             raise NotParty("this node is not a party to the case")
-        peer = record.requested if role == "requester" else record.requester
+        peer = peer_of(record, self.participant)
         inbound, outbound = await self.store.case_messages(case_id)
         requests = [m.id for m in inbound if m.type == record.instrument]
         requests += [m.id for m in outbound if m.type == record.instrument]

@@ -11,6 +11,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from broker.cases import peer_of, role_of
 from broker.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -34,15 +35,7 @@ _ARTICLE_WIDTH = 48
 
 
 def _role(record: CaseRecord, participant: str) -> str:
-    if participant == record.requester:
-        return "requester"
-    if participant == record.requested:
-        return "requested"
-    return "-"
-
-
-def _peer(record: CaseRecord, participant: str) -> str:
-    return record.requested if participant == record.requester else record.requester
+    return role_of(record, participant) or "-"
 
 
 def _short(text: str, width: int = _ARTICLE_WIDTH) -> str:
@@ -111,7 +104,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
                     r.state,
                     r.priority,
                     _role(r, config.participant),
-                    _peer(r, config.participant),
+                    peer_of(r, config.participant),
                     f"{due[r.case_id].rule} {_in(due[r.case_id].due_at, now)}"
                     if r.case_id in due
                     else "-",
