@@ -31,6 +31,8 @@ Everything here is pure except :func:`generate_storage_key` and
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -124,6 +126,16 @@ class CaseKey:
         """
         return _open(self._key, blob, _form_aad(direction, message_id), f"form of {message_id}")
 
+    def audit_digest(self, data: bytes) -> str:
+        """Return the keyed digest of ``data`` for the audit log (64 lower-case hex).
+
+        HMAC-SHA256 under a key derived from the case key for this one use, so a
+        digest confirms a guess about the data only to whoever holds the case key;
+        once the key is shredded, nobody can (DESIGN §4; issue #7).
+        """
+        audit_key = hmac.new(self._key, _AUDIT_KEY_INFO, hashlib.sha256).digest()
+        return hmac.new(audit_key, data, hashlib.sha256).hexdigest()
+
 
 class StorageKey:
     """A node's storage key: wraps the case keys.
@@ -178,6 +190,10 @@ class StorageKey:
         """
         aad = _CASE_KEY_AAD + case_id.encode("utf-8")
         return CaseKey(_open(self._key, wrapped, aad, f"the key of case {case_id}"))
+
+
+#: The derivation label of a case's audit-digest key.
+_AUDIT_KEY_INFO: Final = b"evb/1 audit digest key"
 
 
 def _form_aad(direction: str, message_id: str) -> bytes:

@@ -13,14 +13,14 @@ order however many workers write. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from broker.audit.entry import AuditEntry, entry_bytes
 from broker.audit.merkle import MerkleTree, TreeState, leaf_hash
 from broker.errors import StoreError
 from broker.store.base import AuditEvent
 
-__all__ = ["EMPTY_STATE", "Appended", "append", "entry_of"]
+__all__ = ["EMPTY_STATE", "FORM_EVENTS", "Appended", "append", "entry_of", "with_form_digest"]
 
 #: The saved state of an empty tree (size 0, no frontier).
 EMPTY_STATE = TreeState(0, ()).to_bytes()
@@ -35,6 +35,29 @@ class Appended:
     size: int
 
 
+#: The records that carry the keyed digest of their message's form (``digests.form``).
+FORM_EVENTS = frozenset({"message.received", "message.submitted"})
+
+
+def with_form_digest(
+    events: Sequence[AuditEvent], message_id: str, digest: str | None
+) -> Sequence[AuditEvent]:
+    """Return ``events`` with the form's keyed digest on the message's own record.
+
+    The store computes the digest (:meth:`~broker.store.atrest.CaseKey.audit_digest`)
+    in the transaction that encrypts the form: the plaintext and the case key never
+    leave it. Other records are returned unchanged.
+    """
+    if digest is None:
+        return events
+    return [
+        replace(e, digests={**e.digests, "form": digest})
+        if e.message_id == message_id and e.event in FORM_EVENTS
+        else e
+        for e in events
+    ]
+
+
 def entry_of(index: int, event: AuditEvent) -> AuditEntry:
     """Return the log entry of a record at leaf ``index``.
 
@@ -43,7 +66,7 @@ def entry_of(index: int, event: AuditEvent) -> AuditEntry:
             e.g. a detail too long to log, a malformed code or peer).
     """
     try:
-        return AuditEntry.from_event(index, event)
+        return AuditEntry.from_event(index, event, event.digests)
     except ValueError as exc:
         raise StoreError(f"audit record {event.event!r} cannot be logged: {exc}") from exc
 

@@ -75,6 +75,10 @@ class AuditEvent:
         peer: the other participant, if any.
         code: an error code (``E_…``), if the event is a failure.
         details: further non-personal facts (types, states, counts, digests).
+        digests: keyed digests (name → HMAC-SHA256 hex under the case's audit key);
+            set by the store, which alone holds the plaintext and the case key in the
+            transaction (``form``: the message's form, on ``message.received`` and
+            ``message.submitted``).
     """
 
     event: str
@@ -84,6 +88,7 @@ class AuditEvent:
     peer: str | None = None
     code: str | None = None
     details: Mapping[str, str | int | bool | None] = field(default_factory=dict)
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -538,6 +543,59 @@ class Store(Protocol):
         self, *, newest_first: bool = False, limit: int = 100_000
     ) -> list[tuple[int, bytes]]:
         """Return the kept checkpoints (size, signed note), oldest (or newest) first."""
+        ...
+
+    async def list_cosignatures(self) -> list[tuple[str, int, bytes]]:
+        """Return every kept cosignature of this node's checkpoints: (witness, size, line).
+
+        In tree-size order, then witness order.
+        """
+        ...
+
+    async def record_witness_answer(
+        self,
+        witness: str,
+        known_size: int,
+        cosignature: tuple[int, bytes] | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Keep a witness's answer: its cosignature (size, line) if any, and what it knows.
+
+        ``known_size`` becomes the witness's known size of this log (the next
+        consistency proof sent to it starts there).
+        """
+        ...
+
+    async def witness_sizes(self) -> dict[str, int]:
+        """Return each witness's known size of this node's log."""
+        ...
+
+    async def peer_checkpoint(
+        self, peer: str, size: int | None = None
+    ) -> tuple[int, bytes, bytes] | None:
+        """Return a peer's checkpoint this node cosigned: (size, root, note).
+
+        The one of ``size``, or the largest when ``size`` is None; None if none is kept.
+        """
+        ...
+
+    async def add_peer_checkpoint(
+        self, peer: str, size: int, root: bytes, note: bytes, events: Sequence[AuditEvent]
+    ) -> bytes | None:
+        """Keep a peer's verified checkpoint, with audit; return the root kept before.
+
+        Returns:
+            None if it was new; else the root already kept for this peer and size
+            (a different one is a fork: nothing is written).
+        """
+        ...
+
+    async def audit_cursor(self, name: str) -> int:
+        """Return the position of a named pass over the log (0 if it never ran)."""
+        ...
+
+    async def set_audit_cursor(self, name: str, position: int) -> None:
+        """Move a named pass over the log to ``position``."""
         ...
 
     async def case_histories(

@@ -218,6 +218,43 @@ def _merkle(blob: str, empty: str, time: str) -> tuple[str, ...]:
     )
 
 
+def _witnessing(blob: str, time: str) -> tuple[str, ...]:
+    return (
+        # Keyed digests of an entry (JSON, NULL for none): HMACs under the case's key,
+        # computed by the store in the transaction that holds the plaintext.
+        "ALTER TABLE audit ADD COLUMN digests TEXT",
+        # Witnesses' cosignatures of this node's checkpoints (C2SP tlog-cosignature lines).
+        f"""CREATE TABLE audit_cosignatures (
+            witness TEXT NOT NULL,
+            size INTEGER NOT NULL CHECK (size >= 1),
+            line {blob} NOT NULL,
+            received_at {time} NOT NULL,
+            PRIMARY KEY (witness, size)
+        )""",
+        # What each witness last said it verified of this node's log: the next
+        # consistency proof sent to it starts there.
+        f"""CREATE TABLE audit_witnesses (
+            witness TEXT PRIMARY KEY,
+            known_size INTEGER NOT NULL CHECK (known_size >= 0),
+            updated_at {time} NOT NULL
+        )""",
+        # Other nodes' checkpoints this node verified and cosigned as their witness.
+        f"""CREATE TABLE audit_peer_checkpoints (
+            peer TEXT NOT NULL,
+            size INTEGER NOT NULL CHECK (size >= 1),
+            root {blob} NOT NULL,
+            note {blob} NOT NULL,
+            received_at {time} NOT NULL,
+            PRIMARY KEY (peer, size)
+        )""",
+        # Positions of the node's own passes over its log (e.g. receipt proofs sent).
+        """CREATE TABLE audit_cursors (
+            name TEXT PRIMARY KEY,
+            position INTEGER NOT NULL CHECK (position >= 0)
+        )""",
+    )
+
+
 #: Every migration, oldest first.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -237,6 +274,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         name="the audit table as a Merkle log",
         sqlite=_merkle("BLOB", "X'0000000000000000'", "INTEGER"),
         postgres=_merkle("bytea", "'\\x0000000000000000'::bytea", "timestamptz"),
+    ),
+    Migration(
+        version=4,
+        name="keyed digests, witnesses and cosignatures",
+        sqlite=_witnessing("BLOB", "INTEGER"),
+        postgres=_witnessing("bytea", "timestamptz"),
     ),
 )
 

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
@@ -47,6 +48,7 @@ from broker.clock import Clock
 from broker.errors import ConfigError, StoreError
 from broker.store import auditlog
 from broker.store.atrest import CaseKey, StorageKey
+from broker.store.auditlog import with_form_digest
 from broker.store.base import (
     AuditEvent,
     CaseChange,
@@ -130,7 +132,7 @@ _Q: Final = (
 _OUT_COLUMNS: Final = ", ".join(_OUT)
 _IN_COLUMNS: Final = ", ".join(_IN)
 _Q_COLUMNS: Final = ", ".join(_Q)
-_AUDIT_COLUMNS: Final = "seq, event, at, message_id, case_id, peer, code, details"
+_AUDIT_COLUMNS: Final = "seq, event, at, message_id, case_id, peer, code, details, digests"
 # Emergency rows first (false sorts before true), then the oldest.
 _DUE_ORDER: Final = "(priority <> 'emergency'), created_at, id"
 _TERMINAL: Final = frozenset({"delivered", "rejected"})
@@ -250,6 +252,9 @@ class PostgresStore:
         self._key = storage_key
         self._clock = clock
         self._channel = CHANNEL if schema is None else f"{CHANNEL}.{schema}"
+        # Our own notifications carry this token: the local write already woke us,
+        # and its echo arriving later must not end a wait for other writers' rows.
+        self._token = uuid.uuid4().hex
         self._listener: asyncpg.Connection | None = None
         # Set by notifications (and this process's own outbox writes).
         self._wake = asyncio.Event()
@@ -311,7 +316,7 @@ class PostgresStore:
                 yield conn
 
     async def _notify(self, conn: asyncpg.Connection) -> None:
-        await conn.execute("SELECT pg_notify($1, '')", self._channel)
+        await conn.execute("SELECT pg_notify($1, $2)", self._channel, self._token)
 
     async def _listen(self) -> None:
         """(Re)open the LISTEN connection."""
@@ -329,7 +334,8 @@ class PostgresStore:
         self._listener = listener
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
-        self._wake.set()
+        if payload != self._token:
+            self._wake.set()
 
     def _on_listener_lost(self, conn: object) -> None:
         self._wake.set()
@@ -344,8 +350,8 @@ class PostgresStore:
             raise StoreError("the audit tree head is missing")
         appended = auditlog.append(bytes(state), events)
         await conn.executemany(
-            "INSERT INTO audit (event, at, message_id, case_id, peer, code, details,"
-            " leaf_index, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audit (event, at, message_id, case_id, peer, code, details, digests,"
+            " leaf_index, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [
                 (
                     e.event,
@@ -355,6 +361,7 @@ class PostgresStore:
                     e.peer,
                     e.code,
                     _details_text(e.details),
+                    _details_text(e.digests) if e.digests else None,
                     index,
                     digest,
                 )
@@ -419,10 +426,12 @@ class PostgresStore:
         case_id: str,
         wrapped: bytes | None,
         form: bytes,
-    ) -> None:
+    ) -> str:
+        """Encrypt and store a form; return its keyed digest for the audit log."""
         if wrapped is None:
             raise StoreError(f"case {case_id} was shredded: no form can be stored in it")
-        blob = self._key.unwrap(case_id, wrapped).seal_form(direction, message_id, form)
+        case_key = self._key.unwrap(case_id, wrapped)
+        blob = case_key.seal_form(direction, message_id, form)
         await conn.execute(
             "INSERT INTO forms (direction, message_id, case_id, ciphertext)"
             " VALUES ($1, $2, $3, $4)",
@@ -431,10 +440,12 @@ class PostgresStore:
             case_id,
             blob,
         )
+        return case_key.audit_digest(form)
 
     async def _insert_outbound(
         self, conn: asyncpg.Connection, message: OutboundMessage, form: bytes | None
-    ) -> None:
+    ) -> str | None:
+        """Insert an outbox row (and its form); return the form's keyed digest."""
         m = message
         wrapped = await self._touch_case(conn, m.case_id, m.type, m.recipient, m.created_at)
         inserted = await conn.fetchval(
@@ -459,8 +470,9 @@ class PostgresStore:
         )
         if inserted is None:
             raise StoreError(f"outbox message {m.id} exists")
-        if form is not None:
-            await self._insert_form(conn, "out", m.id, m.case_id, wrapped, form)
+        if form is None:
+            return None
+        return await self._insert_form(conn, "out", m.id, m.case_id, wrapped, form)
 
     async def _insert_quarantine(self, conn: asyncpg.Connection, entry: QuarantineEntry) -> None:
         e = entry
@@ -556,10 +568,10 @@ class PostgresStore:
                 the case changed meanwhile, or the database failed.
         """
         async with self._tx("submit") as conn:
-            await self._insert_outbound(conn, message, form)
+            digest = await self._insert_outbound(conn, message, form)
             if case_change is not None:
                 await _apply_case_change(conn, case_change)
-            await self._insert_audit(conn, events)
+            await self._insert_audit(conn, with_form_digest(events, message.id, digest))
             await self._notify(conn)
         self._wake.set()
 
@@ -754,14 +766,15 @@ class PostgresStore:
             wrapped = await self._touch_case(conn, m.case_id, m.type, m.sender, m.received_at)
             if case_change is not None:
                 await _apply_case_change(conn, case_change)
+            digest = None
             if form is not None:
-                await self._insert_form(conn, "in", m.id, m.case_id, wrapped, form)
+                digest = await self._insert_form(conn, "in", m.id, m.case_id, wrapped, form)
             if receipt is not None:
                 await self._insert_outbound(conn, receipt, None)
                 await self._notify(conn)
             if quarantine is not None:
                 await self._insert_quarantine(conn, quarantine)
-            await self._insert_audit(conn, events)
+            await self._insert_audit(conn, with_form_digest(events, m.id, digest))
         if receipt is not None:
             self._wake.set()
         return m, True
@@ -951,6 +964,108 @@ class PostgresStore:
                 f"SELECT size, note FROM audit_checkpoints ORDER BY size {order} LIMIT $1", limit
             )
         return [(int(row["size"]), bytes(row["note"])) for row in rows]
+
+    async def list_cosignatures(self) -> list[tuple[str, int, bytes]]:
+        """Return every kept cosignature of this node's checkpoints: (witness, size, line)."""
+        async with self._conn("list_cosignatures") as conn:
+            rows = await conn.fetch(
+                "SELECT witness, size, line FROM audit_cosignatures ORDER BY size, witness"
+            )
+        return [(row["witness"], int(row["size"]), bytes(row["line"])) for row in rows]
+
+    async def record_witness_answer(
+        self,
+        witness: str,
+        known_size: int,
+        cosignature: tuple[int, bytes] | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Keep a witness's answer: its cosignature (size, line) if any, and what it knows."""
+        now = _utc(self._clock.now())
+        async with self._tx("record_witness_answer") as conn:
+            if cosignature is not None:
+                await conn.execute(
+                    "INSERT INTO audit_cosignatures (witness, size, line, received_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (witness, size) DO NOTHING",
+                    witness,
+                    cosignature[0],
+                    cosignature[1],
+                    now,
+                )
+            await conn.execute(
+                "INSERT INTO audit_witnesses (witness, known_size, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (witness) DO UPDATE SET known_size = excluded.known_size,"
+                " updated_at = excluded.updated_at",
+                witness,
+                known_size,
+                now,
+            )
+            await self._insert_audit(conn, events)
+
+    async def witness_sizes(self) -> dict[str, int]:
+        """Return each witness's known size of this node's log."""
+        async with self._conn("witness_sizes") as conn:
+            rows = await conn.fetch("SELECT witness, known_size FROM audit_witnesses")
+        return {row["witness"]: int(row["known_size"]) for row in rows}
+
+    async def peer_checkpoint(
+        self, peer: str, size: int | None = None
+    ) -> tuple[int, bytes, bytes] | None:
+        """Return a peer's checkpoint this node cosigned: (size, root, note)."""
+        async with self._conn("peer_checkpoint") as conn:
+            row = await conn.fetchrow(
+                "SELECT size, root, note FROM audit_peer_checkpoints"
+                " WHERE peer = $1 AND ($2::bigint IS NULL OR size = $2)"
+                " ORDER BY size DESC LIMIT 1",
+                peer,
+                size,
+            )
+        if row is None:
+            return None
+        return int(row["size"]), bytes(row["root"]), bytes(row["note"])
+
+    async def add_peer_checkpoint(
+        self, peer: str, size: int, root: bytes, note: bytes, events: Sequence[AuditEvent]
+    ) -> bytes | None:
+        """Keep a peer's verified checkpoint, with audit; return the root kept before."""
+        async with self._tx("add_peer_checkpoint") as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO audit_peer_checkpoints (peer, size, root, note, received_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (peer, size) DO NOTHING"
+                " RETURNING size",
+                peer,
+                size,
+                root,
+                note,
+                _utc(self._clock.now()),
+            )
+            if inserted is None:
+                kept = await conn.fetchval(
+                    "SELECT root FROM audit_peer_checkpoints WHERE peer = $1 AND size = $2",
+                    peer,
+                    size,
+                )
+                return bytes(kept)
+            await self._insert_audit(conn, events)
+        return None
+
+    async def audit_cursor(self, name: str) -> int:
+        """Return the position of a named pass over the log (0 if it never ran)."""
+        async with self._conn("audit_cursor") as conn:
+            position = await conn.fetchval(
+                "SELECT position FROM audit_cursors WHERE name = $1", name
+            )
+        return 0 if position is None else int(position)
+
+    async def set_audit_cursor(self, name: str, position: int) -> None:
+        """Move a named pass over the log to ``position``."""
+        async with self._tx("set_audit_cursor") as conn:
+            await conn.execute(
+                "INSERT INTO audit_cursors (name, position) VALUES ($1, $2)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                name,
+                position,
+            )
 
     async def case_histories(
         self, *, after: str | None, limit: int
@@ -1166,6 +1281,7 @@ def _audited(row: asyncpg.Record) -> tuple[int, AuditEvent]:
         peer=row["peer"],
         code=row["code"],
         details=json.loads(row["details"]),
+        digests=json.loads(row["digests"]) if row.get("digests") else {},
     )
 
 

@@ -51,6 +51,7 @@ from broker.clock import Clock
 from broker.errors import StoreError
 from broker.store import auditlog
 from broker.store.atrest import CaseKey, StorageKey
+from broker.store.auditlog import with_form_digest
 from broker.store.base import (
     URGENT,
     AuditEvent,
@@ -184,6 +185,7 @@ def _quarantined(row: sqlite3.Row, raw: bytes | None = None) -> QuarantineEntry:
 
 
 def _audited(row: sqlite3.Row) -> tuple[int, AuditEvent]:
+    digests = row["digests"] if "digests" in row.keys() else None  # noqa: SIM118 - sqlite3.Row
     return row["seq"], AuditEvent(
         event=row["event"],
         at=_at(row["at"]),
@@ -192,6 +194,7 @@ def _audited(row: sqlite3.Row) -> tuple[int, AuditEvent]:
         peer=row["peer"],
         code=row["code"],
         details=json.loads(row["details"]),
+        digests=json.loads(digests) if digests else {},
     )
 
 
@@ -321,8 +324,8 @@ def _insert_audit(db: _Db, events: Sequence[AuditEvent]) -> None:
     state = db.execute("SELECT state FROM audit_tree WHERE id = 1").fetchone()["state"]
     appended = auditlog.append(bytes(state), events)
     db.executemany(
-        "INSERT INTO audit (event, at, message_id, case_id, peer, code, details, leaf_index,"
-        " leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (event, at, message_id, case_id, peer, code, details, digests,"
+        " leaf_index, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 e.event,
@@ -332,6 +335,7 @@ def _insert_audit(db: _Db, events: Sequence[AuditEvent]) -> None:
                 e.peer,
                 e.code,
                 _details_text(e.details),
+                _details_text(e.digests) if e.digests else None,
                 index,
                 digest,
             )
@@ -476,16 +480,20 @@ class SqliteStore:
         case_id: str,
         wrapped: bytes | None,
         form: bytes,
-    ) -> None:
+    ) -> str:
+        """Encrypt and store a form; return its keyed digest for the audit log."""
         if wrapped is None:
             raise StoreError(f"case {case_id} was shredded: no form can be stored in it")
-        blob = self._key.unwrap(case_id, wrapped).seal_form(direction, message_id, form)
+        case_key = self._key.unwrap(case_id, wrapped)
+        blob = case_key.seal_form(direction, message_id, form)
         db.execute(
             "INSERT INTO forms (direction, message_id, case_id, ciphertext) VALUES (?, ?, ?, ?)",
             (direction, message_id, case_id, blob),
         )
+        return case_key.audit_digest(form)
 
-    def _insert_outbound(self, db: _Db, message: OutboundMessage, form: bytes | None) -> None:
+    def _insert_outbound(self, db: _Db, message: OutboundMessage, form: bytes | None) -> str | None:
+        """Insert an outbox row (and its form); return the form's keyed digest."""
         m = message
         wrapped = self._touch_case(db, m.case_id, m.type, m.recipient, m.created_at)
         inserted = db.execute(
@@ -513,8 +521,9 @@ class SqliteStore:
         ).fetchone()
         if inserted is None:
             raise StoreError(f"outbox message {m.id} exists")
-        if form is not None:
-            self._insert_form(db, "out", m.id, m.case_id, wrapped, form)
+        if form is None:
+            return None
+        return self._insert_form(db, "out", m.id, m.case_id, wrapped, form)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -583,10 +592,10 @@ class SqliteStore:
         events: Sequence[AuditEvent],
         case_change: CaseChange | None,
     ) -> None:
-        self._insert_outbound(db, message, form)
+        digest = self._insert_outbound(db, message, form)
         if case_change is not None:
             _apply_case_change(db, case_change)
-        _insert_audit(db, events)
+        _insert_audit(db, with_form_digest(events, message.id, digest))
 
     async def claim_due(
         self,
@@ -765,13 +774,14 @@ class SqliteStore:
         wrapped = self._touch_case(db, m.case_id, m.type, m.sender, m.received_at)
         if case_change is not None:
             _apply_case_change(db, case_change)
+        digest = None
         if form is not None:
-            self._insert_form(db, "in", m.id, m.case_id, wrapped, form)
+            digest = self._insert_form(db, "in", m.id, m.case_id, wrapped, form)
         if receipt is not None:
             self._insert_outbound(db, receipt, None)
         if quarantine is not None:
             _insert_quarantine(db, quarantine)
-        _insert_audit(db, events)
+        _insert_audit(db, with_form_digest(events, m.id, digest))
         return None
 
     async def get_inbound(self, message_id: str) -> InboundMessage | None:
@@ -918,7 +928,7 @@ class SqliteStore:
         rows = await self._call(
             "audit_leaves",
             _fetch,
-            "SELECT seq, event, at, message_id, case_id, peer, code, details, leaf_index,"
+            "SELECT seq, event, at, message_id, case_id, peer, code, details, digests, leaf_index,"
             " leaf_hash FROM audit WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
             (start, limit),
         )
@@ -948,6 +958,109 @@ class SqliteStore:
             (limit,),
         )
         return [(int(row["size"]), bytes(row["note"])) for row in rows]
+
+    async def list_cosignatures(self) -> list[tuple[str, int, bytes]]:
+        """Return every kept cosignature of this node's checkpoints: (witness, size, line)."""
+        rows = await self._call(
+            "list_cosignatures",
+            _fetch,
+            "SELECT witness, size, line FROM audit_cosignatures ORDER BY size, witness",
+            (),
+        )
+        return [(row["witness"], int(row["size"]), bytes(row["line"])) for row in rows]
+
+    async def record_witness_answer(
+        self,
+        witness: str,
+        known_size: int,
+        cosignature: tuple[int, bytes] | None,
+        events: Sequence[AuditEvent],
+    ) -> None:
+        """Keep a witness's answer: its cosignature (size, line) if any, and what it knows."""
+        now = _us(self._clock.now())
+
+        def write(db: _Db) -> None:
+            if cosignature is not None:
+                db.execute(
+                    "INSERT INTO audit_cosignatures (witness, size, line, received_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (witness, size) DO NOTHING",
+                    (witness, cosignature[0], cosignature[1], now),
+                )
+            db.execute(
+                "INSERT INTO audit_witnesses (witness, known_size, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (witness) DO UPDATE SET known_size = excluded.known_size,"
+                " updated_at = excluded.updated_at",
+                (witness, known_size, now),
+            )
+            _insert_audit(db, events)
+
+        await self._write("record_witness_answer", write)
+
+    async def witness_sizes(self) -> dict[str, int]:
+        """Return each witness's known size of this node's log."""
+        rows = await self._call(
+            "witness_sizes", _fetch, "SELECT witness, known_size FROM audit_witnesses", ()
+        )
+        return {row["witness"]: int(row["known_size"]) for row in rows}
+
+    async def peer_checkpoint(
+        self, peer: str, size: int | None = None
+    ) -> tuple[int, bytes, bytes] | None:
+        """Return a peer's checkpoint this node cosigned: (size, root, note)."""
+        rows = await self._call(
+            "peer_checkpoint",
+            _fetch,
+            "SELECT size, root, note FROM audit_peer_checkpoints"
+            " WHERE peer = ?1 AND (?2 IS NULL OR size = ?2) ORDER BY size DESC LIMIT 1",
+            (peer, size),
+        )
+        if not rows:
+            return None
+        return int(rows[0]["size"]), bytes(rows[0]["root"]), bytes(rows[0]["note"])
+
+    async def add_peer_checkpoint(
+        self, peer: str, size: int, root: bytes, note: bytes, events: Sequence[AuditEvent]
+    ) -> bytes | None:
+        """Keep a peer's verified checkpoint, with audit; return the root kept before."""
+        now = _us(self._clock.now())
+
+        def write(db: _Db) -> bytes | None:
+            kept = db.execute(
+                "SELECT root FROM audit_peer_checkpoints WHERE peer = ? AND size = ?",
+                (peer, size),
+            ).fetchone()
+            if kept is not None:
+                return bytes(kept["root"])
+            db.execute(
+                "INSERT INTO audit_peer_checkpoints (peer, size, root, note, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (peer, size, root, note, now),
+            )
+            _insert_audit(db, events)
+            return None
+
+        return await self._write("add_peer_checkpoint", write)
+
+    async def audit_cursor(self, name: str) -> int:
+        """Return the position of a named pass over the log (0 if it never ran)."""
+        rows = await self._call(
+            "audit_cursor",
+            _fetch,
+            "SELECT position FROM audit_cursors WHERE name = ?",
+            (name,),
+        )
+        return int(rows[0]["position"]) if rows else 0
+
+    async def set_audit_cursor(self, name: str, position: int) -> None:
+        """Move a named pass over the log to ``position``."""
+        await self._write(
+            "set_audit_cursor",
+            lambda db: db.execute(
+                "INSERT INTO audit_cursors (name, position) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (name, position),
+            ),
+        )
 
     async def case_histories(
         self, *, after: str | None, limit: int

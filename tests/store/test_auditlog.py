@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from broker.audit.entry import AuditEntry, entry_bytes
+from broker.audit.entry import entry_bytes
 from broker.audit.merkle import MerkleTree, TreeState, leaf_hash, root_from_leaf_hashes
 from broker.clock import FixedClock
 from broker.errors import StoreError
 from broker.store import StorageKey, Store, open_store
+from broker.store.auditlog import entry_of
 from broker.store.base import AuditEvent
 from tests.store.builders import event, outbound
 from tests.store.conftest import Raw
@@ -27,7 +28,7 @@ async def _check_log(store: Store) -> int:
     leaves = await _leaves(store)
     assert [index for index, _, _ in leaves] == list(range(len(leaves)))
     for index, record, digest in leaves:
-        assert leaf_hash(entry_bytes(AuditEntry.from_event(index, record))) == digest
+        assert leaf_hash(entry_bytes(entry_of(index, record))) == digest
     size, state = await store.audit_head()
     assert size == len(leaves)
     root = MerkleTree.from_state(TreeState.from_bytes(state)).root()
