@@ -35,6 +35,17 @@ The file (``evb node run --config FILE``; ``EVB_CONFIG`` names it for every comm
     [audit]                                # EVB_AUDIT_<KEY>
     checkpoint_interval = "PT60S"          # sign a checkpoint of the log at least this often
     checkpoint_every = 1000                #   or after this many new records
+    witnesses = "*"                        # who cosigns our checkpoints: "*" every other
+                                           #   participant of the directory, "" nobody,
+                                           #   or a list ("DE.247,FR.247" in the env)
+    receipt_proofs = true                  # send each sender a follow-up receipt with the
+                                           #   inclusion proof of its message's log entry
+
+    [retention]                            # EVB_RETENTION_<KEY>
+    closed_case_period = ""                # shred a case this long after its lifecycle
+                                           #   ended (P3650D; days at most: no years);
+                                           #   empty: never automatically
+    sweep_interval = "PT1H"                # how often the node looks for such cases
 
     [retry]
     profile = "PT5S,PT15S,PT1M,PT5M,PT15M,PT1H,PT2H,PT4H"   # EVB_RETRY_PROFILE
@@ -70,6 +81,7 @@ __all__ = [
     "Limits",
     "NodeConfig",
     "PublisherConfig",
+    "RetentionConfig",
     "load_config",
 ]
 
@@ -130,10 +142,34 @@ class DeadlineConfig:
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """When the node signs checkpoints of its audit log."""
+    """When the node signs checkpoints of its audit log, and who witnesses them.
+
+    Attributes:
+        checkpoint_interval: sign a checkpoint at least this often (when the log grew).
+        checkpoint_every: or as soon as this many records were added.
+        witnesses: the participants that cosign this node's checkpoints; None means
+            every other participant of the trust directory.
+        receipt_proofs: whether senders get follow-up receipts with inclusion proofs.
+    """
 
     checkpoint_interval: timedelta = timedelta(seconds=60)
     checkpoint_every: int = 1000
+    witnesses: tuple[str, ...] | None = None
+    receipt_proofs: bool = True
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """When the node erases the payload of closed cases (:mod:`broker.retention`).
+
+    Attributes:
+        closed_case_period: how long after its lifecycle ended a case is shredded;
+            None: never automatically (``evb case shred`` still works).
+        sweep_interval: how often the node looks for cases past that period.
+    """
+
+    closed_case_period: timedelta | None = None
+    sweep_interval: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -150,6 +186,7 @@ class NodeConfig:
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     retry: RetryProfile = field(default_factory=lambda: RetryProfile.parse(DEFAULT_RETRY_PROFILE))
     retry_peers: Mapping[str, RetryProfile] = field(default_factory=dict)
     source: Path | None = None
@@ -169,6 +206,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "publisher": tuple(PublisherConfig.__dataclass_fields__),
     "deadlines": tuple(DeadlineConfig.__dataclass_fields__),
     "audit": tuple(AuditConfig.__dataclass_fields__),
+    "retention": tuple(RetentionConfig.__dataclass_fields__),
     "retry": ("profile",),
 }
 
@@ -219,6 +257,28 @@ def _int(value: Any, name: str, minimum: int = 1) -> int:
     if not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer of at least {minimum}")
     return value
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _witnesses(value: Any) -> tuple[str, ...] | None:
+    """``"*"`` (or unset): every other participant; else a list or comma-separated ids."""
+    if value is None or value == "*":
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError('audit.witnesses must be "*" or a list of participant ids')
+    ids = tuple(i.strip() for i in items if i.strip())
+    for item in ids:
+        if not is_participant_id(item):
+            raise ConfigError(f"audit.witnesses: {item!r} is not a participant id")
+    return ids
 
 
 def _duration(value: Any, name: str) -> timedelta:
@@ -334,6 +394,20 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         checkpoint_every=_int(
             _or(audit_values["checkpoint_every"], 1000), "audit.checkpoint_every"
         ),
+        witnesses=_witnesses(audit_values["witnesses"]),
+        receipt_proofs=_bool(_or(audit_values["receipt_proofs"], True), "audit.receipt_proofs"),
+    )
+    ret_values = {n: _setting(data, env, "retention", n) for n in _SECTIONS["retention"]}
+    period = ret_values["closed_case_period"]
+    retention = RetentionConfig(
+        # Unset or "": no automatic shredding. Any other value must be a duration
+        # (a 0 or false is refused, not read as "unset").
+        closed_case_period=_duration(period, "retention.closed_case_period")
+        if period is not None and period != ""
+        else None,
+        sweep_interval=_duration(
+            _or(ret_values["sweep_interval"], "PT1H"), "retention.sweep_interval"
+        ),
     )
     retry = _profile(
         _setting(data, env, "retry", "profile") or DEFAULT_RETRY_PROFILE, "retry.profile"
@@ -365,6 +439,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Node
         publisher=publisher,
         deadlines=deadlines,
         audit=audit,
+        retention=retention,
         retry=retry,
         retry_peers=peers,
         source=path,

@@ -24,6 +24,14 @@ For one delivery (raw bytes from the node's inbound or emergency queue):
 
 A ``msg.receipt`` goes through the same checks and then moves the receipted outbox
 row through :mod:`broker.delivery` (delivered or rejected); receipts get no receipt.
+A receipt that carries a proof (a follow-up once the receiver signed a checkpoint) is
+kept only if the proof shows the receiver's signed log holds its record of the message
+(``E_AUDIT_PROOF`` / ``E_AUDIT_SIG`` otherwise).
+
+Witnessing (:mod:`broker.witnessing`): in step 5, an ``audit.checkpoint`` must pass the
+witness's checks (a failure is refused with its ``E_AUDIT_…`` code and answered with a
+refused cosignature; a fork raises the alarm) and is cosigned once recorded; an
+``audit.cosignature`` must answer a checkpoint this node sent and verify.
 A :class:`~broker.errors.StoreError` means "try again" (the delivery is requeued and
 RabbitMQ's delivery limit eventually dead-letters it to the quarantine queue); any
 other refusal is final and audited. Nothing raises out of :meth:`Inbox.handle`
@@ -51,6 +59,7 @@ from broker.envelope import (
     open_authenticated,
 )
 from broker.errors import (
+    AuditError,
     BrokerError,
     CaseError,
     ClockSkew,
@@ -67,6 +76,7 @@ from broker.forms.receipt import Receipt
 from broker.identity import Identity
 from broker.outbox import RECEIPT_TYPE, seal_receipt
 from broker.store.base import AuditEvent, InboundMessage, OutboundMessage, QuarantineEntry, Store
+from broker.witnessing import CHECKPOINT_TYPE, COSIGNATURE_TYPE, CheckpointPlan, Witnessing
 
 __all__ = ["Inbox", "InboxResult"]
 
@@ -130,14 +140,19 @@ class Inbox:
         retry_for: Callable[[str], delivery.RetryProfile],
         checkpoint: Callable[[], Awaitable[None]] | None = None,
         ack_targets: Mapping[str, timedelta] | None = None,
+        witnessing: Witnessing | None = None,
     ) -> None:
         """Bind the pipeline to a node's store, identity, clock, limits and retry profiles.
+
+        ``witnessing`` checks audit messages and receipts' proofs (None: they are
+        stored unchecked, as any other message — for tools that only read).
 
         ``checkpoint`` is awaited between the pipeline's steps: the node parks routine
         work there while emergency work is pending (on two cores, an emergency message
         must not share the interpreter with a backlog of routine ones).
         """
         self._checkpoint = checkpoint or _no_pause
+        self._witnessing = witnessing
         self._ack_targets = dict(ack_targets or {})
         self._retry_for = retry_for
         self._store = store
@@ -199,11 +214,17 @@ class Inbox:
             return await self._receipt(authenticated, raw, opened.form, opened.sealed_by)
         # 5. The case: the message must fit its case (state, parties, grounds, extensions).
         plan: CasePlan | None = None
+        witness_plan: CheckpointPlan | None = None
         if belongs_to_lifecycle(envelope.type):
             try:
                 plan = await self._plan_case(authenticated, opened.form)
             except (CaseError, UnknownTypeError) as exc:
                 return await self._reject(authenticated, raw, exc)
+        elif envelope.type in (CHECKPOINT_TYPE, COSIGNATURE_TYPE):
+            witnessed = await self._witness(authenticated, raw, opened.form)
+            if isinstance(witnessed, InboxResult):
+                return witnessed
+            witness_plan = witnessed
         # 6. Persist with the positive receipt, in one transaction.
         await self._checkpoint()
         receipt = self._receipt_for(authenticated, None)
@@ -222,10 +243,33 @@ class Inbox:
         )
         if not created:
             return await self._duplicate(stored, authenticated, raw)
+        if witness_plan is not None and self._witnessing is not None:
+            await self._witnessing.cosign(witness_plan, envelope)
         log.info(
             "message.accepted", message_id=envelope.id, case_id=envelope.case, peer=envelope.from_
         )
         return InboxResult("accepted", message_id=envelope.id)
+
+    async def _witness(
+        self, authenticated: AuthenticatedEnvelope, raw: bytes, form: Form
+    ) -> CheckpointPlan | InboxResult | None:
+        """Step 5 for audit messages: a checkpoint to cosign, or a witness's answer."""
+        envelope = authenticated.envelope
+        if self._witnessing is None:
+            return None
+        if envelope.type == COSIGNATURE_TYPE:
+            try:
+                await self._witnessing.on_cosignature(envelope, form)
+            except (AuditError, ReceiptUnknown) as exc:
+                return await self._reject(authenticated, raw, exc)
+            return None
+        try:
+            return await self._witnessing.check_checkpoint(envelope, form)
+        except AuditError as exc:
+            result = await self._reject(authenticated, raw, exc)
+            if result.status == "rejected":
+                await self._witnessing.refuse(envelope, form, exc)
+            return result
 
     async def _plan_case(self, authenticated: AuthenticatedEnvelope, form: Form) -> CasePlan:
         """Check that an accepted message fits its case; plan the case's change."""
@@ -353,12 +397,22 @@ class Inbox:
             original = await self._check_receipt(authenticated, receipt)
         except (ReceiptUnknown, ReceiptMismatch) as exc:
             return await self._reject(authenticated, raw, exc)
+        details: dict[str, str | int | bool | None] = {
+            "outcome": receipt.outcome,
+            "receipted": original.id,
+        }
+        if receipt.proof is not None and self._witnessing is not None:
+            try:
+                leaf, size = self._witnessing.check_proof(envelope, receipt, original.digest)
+            except AuditError as exc:
+                return await self._reject(authenticated, raw, exc)
+            details |= {"proof_leaf": leaf, "proof_size": size}
         row = self._row(authenticated, "accepted", None, sealed_by, None)
         event = self._event(
-            "receipt.received",
+            "receipt.proof" if "proof_leaf" in details else "receipt.received",
             authenticated,
             code=receipt.code,
-            details={"outcome": receipt.outcome, "receipted": original.id},
+            details=details,
         )
         stored, created = await self._store.record_inbound(
             row, canonical(receipt.to_json_obj()), None, [event]

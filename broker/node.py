@@ -50,6 +50,7 @@ from broker.identity import Identity, load_identity
 from broker.inbox import Inbox, InboxResult
 from broker.outbox import submit
 from broker.replies import ReplyContext, build_reply
+from broker.retention import shred_expired
 from broker.scheduler import Alert, DeadlineScheduler
 from broker.store import open_store
 from broker.store.atrest import load_storage_key
@@ -74,6 +75,7 @@ from broker.transport import (
     node_names,
     routing_key,
 )
+from broker.witnessing import Witnessing
 
 __all__ = ["Node", "NodeStats", "open_node", "run_until_signalled"]
 
@@ -87,6 +89,10 @@ _IDLE_POLL_SECONDS = 0.5
 _EMERGENCY_POLL_SECONDS = 1.0
 #: How often the checkpoint loop looks at the size of the audit log.
 _CHECKPOINT_POLL_SECONDS = 1.0
+#: Every this many checkpoint polls, unanswered witnesses are looked at again.
+_WITNESS_POLLS = 5
+#: Most cases one retention sweep shreds (the rest wait for the next sweep).
+_RETENTION_BATCH = 1000
 #: How often released quarantine entries are looked for.
 _RELEASE_POLL_SECONDS = 1.0
 
@@ -116,6 +122,7 @@ class Node:
         # Emergency first, across the node: the consumer's deliveries, the inbox
         # pipeline's steps and the routine publisher all wait while it is held.
         self.lanes = Lanes()
+        self.witnessing = Witnessing(store, identity, clock, config.audit, alert=self._alert)
         self.inbox = Inbox(
             store,
             identity,
@@ -124,9 +131,11 @@ class Node:
             config.retry_for,
             self._routine_turn,
             ack_targets=config.deadlines.ack_targets(),
+            witnessing=self.witnessing,
         )
         self.stats = NodeStats()
         self.ready = asyncio.Event()
+        self._publisher: Publisher | None = None
         # Set when emergency work may have queued an emergency outbox row (a receipt).
         self._emergency_due = asyncio.Event()
         # Emergency deliveries handed over to the emergency publisher: each holds the
@@ -176,6 +185,7 @@ class Node:
                 ) as consumer,
             ):
                 log.info("node.started", participant=self.participant)
+                self._publisher = publisher
                 self.ready.set()
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._publish_loop(publisher, stop))
@@ -183,11 +193,14 @@ class Node:
                     tasks.create_task(self._release_loop(stop))
                     tasks.create_task(self._scheduler_loop(publisher, stop))
                     tasks.create_task(self._checkpoint_loop(stop))
+                    if self.config.retention.closed_case_period is not None:
+                        tasks.create_task(self._retention_loop(stop))
                     await stop.wait()
                     # Drain: stop taking deliveries, finish those in flight.
                     await consumer.stop()
         finally:
             self.ready.clear()
+            self._publisher = None
             with contextlib.suppress(TransportError):
                 await connection.close()
             log.info("node.stopped", participant=self.participant)
@@ -334,18 +347,26 @@ class Node:
         self.stats.count(result)
         return Outcome.ACK
 
+    async def _alert(self, payload: Mapping[str, str | int | None]) -> None:
+        """Publish an alert on the node's alert queue (the audit trail holds its record)."""
+        publisher = self._publisher
+        if publisher is None:
+            log.error("alert.not_published", alert=payload.get("alert"), reason="not running")
+            return
+        body = canonical(dict(payload))
+        try:
+            await publisher.publish(
+                self._exchange, ALERT_KEY, body, message_id=ids.uuid7(), emergency=False
+            )
+        except TransportError as exc:
+            # The audit trail holds the record; the alert is its echo.
+            log.error("alert.publish_failed", code=exc.code, alert=payload.get("alert"))
+
     async def _scheduler_loop(self, publisher: Publisher, stop: asyncio.Event) -> None:
         """Run the deadline scheduler every ``deadlines.scheduler_interval``."""
 
         async def alert(payload: Alert) -> None:
-            body = canonical(dict(payload))
-            try:
-                await publisher.publish(
-                    self._exchange, ALERT_KEY, body, message_id=ids.uuid7(), emergency=False
-                )
-            except TransportError as exc:
-                # The audit trail holds the deadline.missed record; the alert is its echo.
-                log.error("alert.publish_failed", code=exc.code, alert=payload.get("alert"))
+            await self._alert(payload)
 
         self.scheduler = DeadlineScheduler(
             self.store,
@@ -364,13 +385,20 @@ class Node:
                 await asyncio.wait_for(stop.wait(), interval)
 
     async def _checkpoint_loop(self, stop: asyncio.Event) -> None:
-        """Sign a checkpoint of the audit log every interval, or every N new records."""
+        """Sign a checkpoint of the audit log every interval, or every N new records.
+
+        After each (and every few polls, for witnesses that did not answer), the
+        checkpoint goes to the witnesses and the proofs to the senders.
+        """
         settings = self.config.audit
         last_size = await latest_checkpoint_size(self.store)
         last_at = self.clock.now()
+        polls = 0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _CHECKPOINT_POLL_SECONDS)
+            polls += 1
+            issued = None
             try:
                 size, _ = await self.store.audit_head()
                 now = self.clock.now()
@@ -386,6 +414,32 @@ class Node:
                         log.info("audit.checkpoint", size=issued)
             except StoreError as exc:
                 log.error("audit.checkpoint_failed", code=exc.code)
+            if issued is not None or polls % _WITNESS_POLLS == 0:
+                try:
+                    await self.witnessing.after_checkpoint()
+                except BrokerError as exc:
+                    # A store outage, or a peer's or this log's trouble: logged, and
+                    # the next poll tries again (the node keeps running).
+                    log.error("audit.witnessing_failed", code=exc.code)
+
+    async def _retention_loop(self, stop: asyncio.Event) -> None:
+        """Shred cases closed longer than ``retention.closed_case_period``, every sweep."""
+        settings = self.config.retention
+        period = settings.closed_case_period
+        if period is None:
+            return
+        while not stop.is_set():
+            try:
+                shredded = await shred_expired(
+                    self.store, self.clock.now(), period, _RETENTION_BATCH
+                )
+                if shredded:
+                    log.info("retention.shredded", cases=shredded)
+            except BrokerError as exc:
+                # A store outage or a history that no longer replays: logged, retried.
+                log.error("retention.sweep_failed", code=exc.code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.sweep_interval.total_seconds())
 
     async def _release_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

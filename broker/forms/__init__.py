@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from broker.forms import (
+    audit,
     budapest,
     directory,
     eevidence,
@@ -22,7 +23,7 @@ from broker.forms.base import Form
 
 __all__ = ["MODELS", "Form"]
 
-_MODULES = (budapest, mla, protocol2, eio, eevidence, responses, directory, receipt)
+_MODULES = (budapest, mla, protocol2, eio, eevidence, responses, directory, receipt, audit)
 
 #: Every form model by its catalogue type name.
 MODELS: Mapping[str, type[Form]] = {

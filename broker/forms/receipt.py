@@ -17,7 +17,10 @@ Rules beyond the schema (``E_SEMANTIC``), each reported at the offending member:
 * ``proof.checkpoint`` is at most 8192 bytes of UTF-8 (the schema can only count
   characters, and a signed note's signature lines start with a three-byte em dash).
 
-``proof`` is reserved for the audit log (issue #7): this module only fixes its shape.
+``proof`` is filled in by a follow-up receipt once the receiver has signed a checkpoint
+covering the message's log entry (:mod:`broker.receipt_proofs`): it carries that entry,
+its inclusion proof and the checkpoint, so the sender holds offline proof that the
+receiver logged the message. This module fixes its shape; the sender's node checks it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ ProofHash = Annotated[
 MAX_PROOF_HASHES = 64
 #: Size limit of a checkpoint, in bytes of UTF-8.
 MAX_CHECKPOINT_BYTES = 8192
+#: Size limit of a log entry (broker.audit.entry.MAX_ENTRY_SIZE).
+MAX_ENTRY_BYTES = 16_384
 _MAX_SAFE_INTEGER = 2**53 - 1
 _HEX_LENGTH = 64
 
@@ -85,16 +90,18 @@ def _escape(part: str | int) -> str:
 
 
 class Proof(Model):
-    """Where the receiver logged the message: an inclusion proof and its checkpoint.
+    """Where the receiver logged the message: its entry, an inclusion proof, a checkpoint.
 
-    Reserved for the audit log (issue #7); the shape is fixed here so that receipts
-    written today stay valid when nodes start to fill it in.
+    ``entry`` is the receiver's log entry (RFC 8785 JSON, as hashed): ids, codes,
+    times and keyed digests only, never payload. It is optional in the shape (older
+    receipts) and required by the node that checks a proof.
     """
 
     leaf_index: Annotated[int, Field(ge=0, le=_MAX_SAFE_INTEGER - 1)]
     tree_size: Annotated[int, Field(ge=1, le=_MAX_SAFE_INTEGER)]
     hashes: Annotated[tuple[ProofHash, ...], Field(max_length=MAX_PROOF_HASHES)]
     checkpoint: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHECKPOINT_BYTES)]
+    entry: Annotated[str, StringConstraints(min_length=2, max_length=MAX_ENTRY_BYTES)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -30,6 +30,25 @@ KEYS_DIR = Path(__file__).resolve().parents[2] / "keys"
 TYPES = [t.name for t in catalogue().types()]
 MESSAGE_TYPES = [t for t in TYPES if t != "trust.directory"]
 ORDERS = {"eu.epoc", "eu.epoc_pr", "eu.epoc_pr.confirmation", "eu.epoc_pr.extension"}
+#: Audit witnessing (issue #7): allowed between every pair of roles, both ways.
+AUDIT_TYPES = {"audit.checkpoint", "audit.cosignature"}
+#: The pairs of roles that exchange forms and case replies (everything but audit
+#: witnessing and receipts); the auditor is in none of them.
+FORM_ROUTES = {
+    ("contact_point", "contact_point"),
+    ("contact_point", "central_authority"),
+    ("contact_point", "service_provider"),
+    ("central_authority", "contact_point"),
+    ("central_authority", "central_authority"),
+    ("central_authority", "judicial_authority"),
+    ("central_authority", "service_provider"),
+    ("judicial_authority", "central_authority"),
+    ("judicial_authority", "judicial_authority"),
+    ("judicial_authority", "service_provider"),
+    ("service_provider", "contact_point"),
+    ("service_provider", "central_authority"),
+    ("service_provider", "judicial_authority"),
+}
 
 
 def _code(call: Callable[[], object]) -> str:
@@ -116,6 +135,16 @@ ROUTES: list[tuple[Role, Role, str, bool]] = [
     ("central_authority", "central_authority", "mla.request", True),
     ("contact_point", "auditor", "case.status", False),
     ("auditor", "contact_point", "case.status", False),
+    ("contact_point", "auditor", "coe.art29.preservation", False),
+    ("auditor", "judicial_authority", "eu.epoc", False),
+    ("auditor", "service_provider", "coe.p2.art6.domain", False),
+    ("auditor", "auditor", "case.ack", False),
+    # Audit witnessing (issue #7), the auditor included.
+    ("contact_point", "contact_point", "audit.checkpoint", True),
+    ("service_provider", "judicial_authority", "audit.checkpoint", True),
+    ("auditor", "service_provider", "audit.cosignature", True),
+    ("central_authority", "auditor", "audit.checkpoint", True),
+    ("auditor", "contact_point", "msg.receipt", True),
 ]
 
 
@@ -143,7 +172,44 @@ def test_a_service_provider_answers_but_never_orders(to_role: Role) -> None:
             assert message_type.startswith("case.") or message_type in {
                 "eu.epoc.inability",
                 "msg.receipt",
+                *AUDIT_TYPES,
             }
+
+
+@pytest.mark.parametrize("message_type", sorted(AUDIT_TYPES))
+def test_every_role_witnesses_every_role(message_type: str) -> None:
+    # Issue #7: a node sends its checkpoints to its peers, whatever their roles, and
+    # the witness answers; the auditor is a witness too.
+    for from_role in ROLES:
+        for to_role in ROLES:
+            assert _allows(from_role, to_role, message_type), (from_role, to_role)
+
+
+def test_audit_rows_grant_nothing_else() -> None:
+    for rule in default_policy().rules:
+        if AUDIT_TYPES & set(rule.types):
+            assert set(rule.types) == AUDIT_TYPES, (rule.from_role, rule.to_role)
+    for from_role in ROLES:
+        for to_role in ROLES:
+            allowed = {t for t in MESSAGE_TYPES if _allows(from_role, to_role, t)}
+            if "auditor" in (from_role, to_role):
+                assert allowed == AUDIT_TYPES | {"msg.receipt"}, (from_role, to_role)
+
+
+def test_forms_keep_their_routes() -> None:
+    # Witnessing added routes for audit types and receipts only: which pairs of roles
+    # may exchange anything else is what it was before issue #7.
+    routes = {
+        (from_role, to_role)
+        for from_role in ROLES
+        for to_role in ROLES
+        if any(
+            _allows(from_role, to_role, t)
+            for t in MESSAGE_TYPES
+            if t not in AUDIT_TYPES | {"msg.receipt"}
+        )
+    }
+    assert routes == FORM_ROUTES
 
 
 def test_receipts_go_back_along_every_route() -> None:
@@ -154,7 +220,8 @@ def test_receipts_go_back_along_every_route() -> None:
         for rule in default_policy().rules
         if any(pattern != "msg.receipt" for pattern in rule.types)
     }
-    assert len(routes) == 13
+    # Audit witnessing joins every pair of roles, both ways (issue #7).
+    assert len(routes) == len(ROLES) ** 2
     for from_role in ROLES:
         for to_role in ROLES:
             expected = (to_role, from_role) in routes
@@ -283,6 +350,6 @@ def test_parse_policy_size_limit() -> None:
 def test_unknown_types_lists_typos() -> None:
     policy = parse_policy(
         b'{"rules": [{"from_role": "auditor", "to_role": "auditor",'
-        b' "types": ["case.*", "coe.art29.preserve", "audit.*"]}]}'
+        b' "types": ["case.*", "coe.art29.preserve", "audit.*", "witness.*"]}]}'
     )
-    assert unknown_types(policy, TYPES) == ["audit.*", "coe.art29.preserve"]
+    assert unknown_types(policy, TYPES) == ["coe.art29.preserve", "witness.*"]

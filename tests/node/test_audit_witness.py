@@ -1,0 +1,211 @@
+"""The audit log between running nodes over the real RabbitMQ (issue #7).
+
+Nodes witness each other: each sends its checkpoints with a consistency proof, its
+peers verify and cosign them. Senders get follow-up receipts proving that the receiver
+logged their messages. A node that rewrites its log is caught by every witness.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from broker.audit.checkpoint import open_checkpoint, origin_for, verify_cosignature
+from broker.audit.merkle import MerkleTree, TreeState
+from broker.clock import SystemClock
+from broker.config import load_config
+from broker.localnet import build_network, provision, teardown
+from broker.node import Node
+from broker.resources import read_json
+from broker.store.base import AuditEvent
+from broker.transport import ManagementClient
+from broker.witnessing import log_verifiers
+from tests.node.test_cases import _alerts, _until, running
+from tests.support.rabbit import RabbitSession, rabbit  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.integration
+
+PARTICIPANTS = ["AT.247", "DE.247", "AT.CA"]
+FAST = {
+    "deadlines": {"scheduler_interval": "PT1S"},
+    "audit": {"checkpoint_interval": "PT1S", "checkpoint_every": 10},
+    "retry": {"profile": "PT2S,PT2S,PT4S,PT8S,PT16S,PT30S"},
+}
+
+
+async def _events(node: Node, name: str) -> list[AuditEvent]:
+    return [e for _, e in await node.store.list_audit(limit=100_000) if e.event == name]
+
+
+async def _cosigned_by(node: Node, witness: str) -> int:
+    """The largest checkpoint size of ``node`` that ``witness`` cosigned (0: none)."""
+    return max((s for w, s, _ in await node.store.list_cosignatures() if w == witness), default=0)
+
+
+async def test_nodes_witness_each_other_and_receipts_carry_proof(
+    rabbit: RabbitSession,  # noqa: F811 - fixture
+    tmp_path: Path,
+) -> None:
+    amqp = (
+        f"amqp://{rabbit.amqp_user}:{rabbit.amqp_password}@{rabbit.amqp_host}:{rabbit.amqp_port}/"
+    )
+    participants = ["AT.247", "DE.247"]
+    network = build_network(
+        tmp_path / "net",
+        participants,
+        now=SystemClock().now() - timedelta(minutes=1),
+        vhost_prefix=rabbit.vhost_name("w"),
+        amqp_url=amqp,
+        settings=dict.fromkeys(participants, FAST),
+    )
+    async with ManagementClient(rabbit.mgmt_url, rabbit.mgmt_user, rabbit.mgmt_password) as m:
+        await provision(network, m)
+        try:
+            configs = {p: load_config(network.configs[p], env={}) for p in participants}
+            async with running(configs["AT.247"]) as at, running(configs["DE.247"]) as de:
+                sent = []
+                for _ in range(3):
+                    row = await de.submit(
+                        form_type="coe.art29.preservation",
+                        form=read_json("examples", "coe.art29.preservation.json"),
+                        recipient="AT.247",
+                    )
+                    sent.append(row.id)
+
+                # Every request comes back with a second receipt that proves AT logged it.
+                async def proved() -> bool:
+                    events = await _events(de, "receipt.proof")
+                    return {e.details["receipted"] for e in events} >= set(sent)
+
+                await _until(proved, "follow-up receipts with proofs", timeout=60)
+
+                # Both logs are cosigned by the other node, up to a recent checkpoint.
+                async def witnessed() -> bool:
+                    return (
+                        await _cosigned_by(de, "AT.247") > 0
+                        and await _cosigned_by(at, "DE.247") > 0
+                    )
+
+                await _until(witnessed, "mutual cosignatures", timeout=60)
+
+                # What DE keeps verifies offline: AT's cosignature over DE's checkpoint.
+                for w, size, line in await de.store.list_cosignatures():
+                    note = dict(await de.store.list_checkpoints())[size]
+                    checkpoint = open_checkpoint(
+                        note,
+                        log_verifiers(de.identity, "DE.247", SystemClock().now()),
+                        origin=origin_for("DE.247"),
+                    )
+                    keys = log_verifiers(de.identity, w, SystemClock().now())
+                    name = line.decode().split(" ")[1]
+                    verify_cosignature(checkpoint, line, name, keys[name])
+                # AT, as DE's witness, keeps the DE checkpoints it verified.
+                kept = await at.store.peer_checkpoint("DE.247")
+                assert kept is not None and kept[0] > 0
+                assert await at.store.list_quarantine() == []
+                assert await de.store.list_quarantine() == []
+                assert await _events(at, "audit.fork") == []
+        finally:
+            await teardown(network, m)
+
+
+def _rewrite_log(path: Path) -> None:
+    """Make a node's SQLite log start over: what a node hiding its history would do."""
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM audit")
+        db.execute("DELETE FROM audit_checkpoints")
+        db.execute(
+            "UPDATE audit_tree SET size = 0, state = ? WHERE id = 1",
+            (TreeState(0, ()).to_bytes(),),
+        )
+        db.execute("DELETE FROM audit_cursors")
+
+
+async def test_a_node_that_rewrites_its_log_is_caught_by_every_witness(
+    rabbit: RabbitSession,  # noqa: F811 - fixture
+    tmp_path: Path,
+) -> None:
+    amqp = (
+        f"amqp://{rabbit.amqp_user}:{rabbit.amqp_password}@{rabbit.amqp_host}:{rabbit.amqp_port}/"
+    )
+    network = build_network(
+        tmp_path / "net",
+        PARTICIPANTS,
+        now=SystemClock().now() - timedelta(minutes=1),
+        vhost_prefix=rabbit.vhost_name("f"),
+        amqp_url=amqp,
+        settings=dict.fromkeys(PARTICIPANTS, FAST),
+    )
+    async with ManagementClient(rabbit.mgmt_url, rabbit.mgmt_user, rabbit.mgmt_password) as m:
+        await provision(network, m)
+        try:
+            configs = {p: load_config(network.configs[p], env={}) for p in PARTICIPANTS}
+            witnesses = ("DE.247", "AT.CA")
+            async with running(configs["DE.247"]) as de, running(configs["AT.CA"]) as ca:
+                # 1. AT runs honestly until both witnesses cosigned its log.
+                async with running(configs["AT.247"]) as at:
+                    await at.submit(
+                        form_type="coe.art29.preservation",
+                        form=read_json("examples", "coe.art29.preservation.json"),
+                        recipient="DE.247",
+                    )
+
+                    async def both_cosigned() -> bool:
+                        return all([await _cosigned_by(at, w) > 0 for w in witnesses])
+
+                    await _until(both_cosigned, "AT's log cosigned by both witnesses", 60)
+                # 2. Offline, AT's log is thrown away and rebuilt with other, more records.
+                store_path = Path(configs["AT.247"].store.removeprefix("sqlite://"))
+                _rewrite_log(store_path)
+                async with running(configs["AT.247"]) as at:
+                    now = SystemClock().now()
+                    await at.store.audit(
+                        [
+                            AuditEvent(event="key.rotated", at=now, details={"n": i})
+                            for i in range(200)
+                        ]
+                    )
+
+                    # 3. Each witness finds the new checkpoint inconsistent with the one
+                    #    it cosigned: an audit.fork record and an alert, on every witness.
+                    async def alarmed() -> bool:
+                        return all([await _events(n, "audit.fork") for n in (de, ca)])
+
+                    await _until(alarmed, "the fork alarm on every witness", 60)
+                    honest = {}
+                    for witness in (de, ca):
+                        kept = await witness.store.peer_checkpoint("AT.247")
+                        assert kept is not None
+                        honest[witness.participant] = kept[0]
+                        [fork] = (await _events(witness, "audit.fork"))[:1]
+                        assert fork.peer == "AT.247" and fork.code == "E_AUDIT_FORK"
+                        assert fork.details["known_size"] == kept[0]
+                        assert int(str(fork.details["tree_size"])) > kept[0]
+                        alerts = await _alerts(network, witness.participant)
+                        assert any(
+                            a["alert"] == "audit_fork" and a["peer"] == "AT.247" for a in alerts
+                        )
+                        # The offending checkpoint is quarantined as evidence.
+                        held = await witness.store.list_quarantine()
+                        assert "E_AUDIT_FORK" in {q.code for q in held}
+
+                    # The rewritten node hears it too: refusals naming the fork.
+                    async def told() -> bool:
+                        return len(await _events(at, "witness.refused")) >= len(witnesses)
+
+                    await _until(told, "AT told of the refusals", 60)
+                    refused = await _events(at, "witness.refused")
+                    assert "E_AUDIT_FORK" in {e.code for e in refused}
+                    # No witness cosigned anything of the rewritten log (whose
+                    # checkpoints are all larger than what the witnesses verified).
+                    for w in witnesses:
+                        assert await _cosigned_by(at, w) <= honest[w]
+                    tree = MerkleTree.from_state(
+                        TreeState.from_bytes((await at.store.audit_head())[1])
+                    )
+                    assert tree.size >= 200
+        finally:
+            await teardown(network, m)
