@@ -1,7 +1,8 @@
-"""``evb cases``, ``evb case show``, ``evb deadlines`` and ``evb reply``: a node's cases.
+"""``evb cases``, ``evb case show|shred``, ``evb deadlines``, ``evb reply``, ``evb retention``.
 
 Thin: each command reads the node's store (``--config``), or builds a reply with
-:mod:`broker.replies` and queues it with :func:`broker.outbox.submit`, and prints.
+:mod:`broker.replies` and queues it with :func:`broker.outbox.submit`, or shreds
+cases with :mod:`broker.retention`, and prints. Nothing here prints a form.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from broker import retention
 from broker.cases import peer_of, role_of
 from broker.cli.common import (
     EXIT_OK,
@@ -22,8 +24,8 @@ from broker.cli.common import (
 )
 from broker.cli.node import _config, _plain, _print_json, _run, _store, _table, _time, _with_config
 from broker.clock import SystemClock
-from broker.delivery import parse_duration
-from broker.errors import BrokerError, InputError
+from broker.delivery import format_duration, parse_duration
+from broker.errors import BrokerError, CaseError, InputError
 from broker.node import open_node
 from broker.replies import KINDS
 from broker.schema import DEFAULT_MAX_BYTES, load_json
@@ -244,6 +246,112 @@ def _cmd_reply(args: argparse.Namespace) -> int:
     return _run(main)
 
 
+def _describe(target: retention.ShredTarget) -> str:
+    if target.instrument is None:
+        return "no lifecycle"
+    return f"{target.instrument}, {target.state}"
+
+
+def _cmd_case_shred(args: argparse.Namespace) -> int:
+    config = _config(args)
+    clock = SystemClock()
+
+    async def main() -> int:
+        async with _store(config) as store:
+            try:
+                if not args.yes:
+                    # A dry run: the same checks, nothing erased.
+                    target = await retention.shred_target(store, args.case)
+                    retention.check_shred(target, force=args.force)
+                    return _would_shred(target, args)
+                result = await retention.shred_case(
+                    store, args.case, at=clock.now(), reason=args.reason, force=args.force
+                )
+            except CaseError as exc:
+                return print_refusal(exc)
+        target = result.target
+        if args.json:
+            _print_json(
+                {"case": target.case_id, "instrument": target.instrument,
+                 "state": target.state, "reason": result.reason, "forced": result.forced,
+                 "shredded": not result.already, "already_shredded": result.already}
+            )  # fmt: skip
+        elif result.already:
+            print(f"case {target.case_id} was shredded already: nothing erased, nothing recorded")
+        else:
+            forced = ", forced" if result.forced else ""
+            print(
+                f"case {target.case_id} shredded ({_describe(target)}; reason {result.reason}"
+                f"{forced}): its forms can no longer be read"
+            )
+        return EXIT_OK
+
+    return _run(main)
+
+
+def _would_shred(target: retention.ShredTarget, args: argparse.Namespace) -> int:
+    if target.shredded:
+        print(f"case {target.case_id} was shredded already: nothing to do")
+        return EXIT_OK
+    forced = args.force and not target.terminal
+    if args.json:
+        _print_json(
+            {"case": target.case_id, "instrument": target.instrument, "state": target.state,
+             "reason": args.reason, "forced": forced, "would_shred": True}
+        )  # fmt: skip
+    else:
+        print(
+            f"would shred case {target.case_id} ({_describe(target)}; reason {args.reason}"
+            f"{', forced' if forced else ''})"
+        )
+    raise Usage("nothing was shredded: add --yes to shred the case")
+
+
+def _cmd_retention_sweep(args: argparse.Namespace) -> int:
+    config = _config(args)
+    period = config.retention.closed_case_period
+    if period is None:
+        raise Usage(
+            "[retention] closed_case_period is not set (nor EVB_RETENTION_CLOSED_CASE_PERIOD):"
+            " no case is ever due for shredding"
+        )
+    now = SystemClock().now()
+    text = format_duration(period)
+
+    async def main() -> int:
+        async with _store(config) as store:
+            if args.dry_run:
+                due = await retention.expired_cases(store, now, period)
+            else:
+                count = await retention.shred_expired(store, now, period, args.limit)
+        if args.dry_run:
+            if args.json:
+                _print_json({"period": text, "due": due})
+                return EXIT_OK
+            for case_id in due:
+                print(case_id)
+            print(f"{len(due)} case(s) closed more than {text} ago would be shredded"
+                  f" (at most {args.limit} a sweep)")  # fmt: skip
+            return EXIT_OK
+        if args.json:
+            _print_json({"period": text, "shredded": count})
+        else:
+            print(f"shredded {count} case(s) closed more than {text} ago")
+        return EXIT_OK
+
+    return _run(main)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
 def register(commands: Commands) -> None:
     """Add the case commands to ``evb``."""
     cases = commands.add_parser("cases", help="cases, their state and next deadline")
@@ -260,6 +368,24 @@ def register(commands: Commands) -> None:
     _with_config(show)
     show.add_argument("case", metavar="CASE")
     show.set_defaults(func=_cmd_case_show)
+    shred = case_commands.add_parser(
+        "shred", help="erase a closed case's payload key and forms (crypto-shredding)"
+    )
+    _with_config(shred)
+    shred.add_argument("case", metavar="CASE")
+    shred.add_argument(
+        "--reason",
+        choices=retention.REASONS,
+        default="retention",
+        help="why: its retention period is over (default), an order, a request",
+    )
+    shred.add_argument(
+        "--force", action="store_true", help="shred even though the case's lifecycle is not over"
+    )
+    shred.add_argument(
+        "--yes", action="store_true", help="shred (without it: say what would be shredded, exit 2)"
+    )
+    shred.set_defaults(func=_cmd_case_shred)
 
     deadlines = commands.add_parser("deadlines", help="open deadlines, emergency first")
     _with_config(deadlines)
@@ -279,3 +405,15 @@ def register(commands: Commands) -> None:
     reply.add_argument("--period", help="extend: an ISO 8601 duration (P30D)")
     reply.add_argument("--article", help="refuse/extend: the provision")
     reply.set_defaults(func=_cmd_reply)
+
+    retain = commands.add_parser("retention", help="erase cases past their retention period")
+    retain_commands = retain.add_subparsers(
+        dest="retention_command", required=True, metavar="COMMAND"
+    )
+    sweep = retain_commands.add_parser(
+        "sweep", help="shred the cases closed more than [retention] closed_case_period ago"
+    )
+    _with_config(sweep)
+    sweep.add_argument("--dry-run", action="store_true", help="list them, shred nothing")
+    sweep.add_argument("--limit", type=_positive, default=1000, help="cases shredded at most")
+    sweep.set_defaults(func=_cmd_retention_sweep)
