@@ -19,14 +19,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 import structlog
 
-from broker.cli import cases, directory, envelope, forms, keys, links, node, rules
+from broker.cli import audit, cases, directory, envelope, forms, keys, links, node, rules
 from broker.cli.common import EXIT_OK, EXIT_USAGE, Usage
 from broker.errors import BrokerError
 
 __all__ = ["main"]
 
 #: Command modules, each adding its sub-commands with ``register(commands)``.
-_COMMAND_MODULES = (forms, keys, directory, envelope, node, cases, links, rules)
+_COMMAND_MODULES = (forms, keys, directory, envelope, node, cases, links, rules, audit)
 
 
 def _package_version() -> str:
