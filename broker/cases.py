@@ -43,6 +43,7 @@ __all__ = [
     "event_of",
     "facts_and_overrides",
     "history_of",
+    "logged_facts",
     "next_reminder",
     "peer_of",
     "plan_event",
@@ -221,6 +222,18 @@ def stored_deadlines(
         )
         for d in found
     ]
+
+
+def logged_facts(form_type: str, form: Form | Mapping[str, Any]) -> dict[str, str | bool]:
+    """Return the facts of a message its audit record keeps beyond its type.
+
+    A refusal's ground (a code of the grounds table, never free text) and whether it
+    is partial: an auditor's report counts refusals by ground from the log alone.
+    """
+    if form_type != "case.refusal":
+        return {}
+    refusal = form if isinstance(form, Refusal) else Refusal.model_validate(form)
+    return {"ground": refusal.ground, "partial": refusal.partial}
 
 
 @dataclass(frozen=True)

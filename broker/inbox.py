@@ -50,7 +50,7 @@ import structlog
 
 from broker import delivery, ids
 from broker.canonical import canonical
-from broker.cases import CasePlan, belongs_to_lifecycle, plan_message
+from broker.cases import CasePlan, belongs_to_lifecycle, logged_facts, plan_message
 from broker.clock import Clock, wire_time
 from broker.config import Limits
 from broker.envelope import (
@@ -230,7 +230,11 @@ class Inbox:
         receipt = self._receipt_for(authenticated, None)
         row = self._row(authenticated, "accepted", None, opened.sealed_by, receipt)
         events = [
-            self._event("message.received", authenticated, details={"type": envelope.type}),
+            self._event(
+                "message.received",
+                authenticated,
+                details={"type": envelope.type, **logged_facts(envelope.type, opened.form)},
+            ),
             *self._receipt_events(authenticated, receipt),
             *(plan.audit if plan is not None else ()),
         ]

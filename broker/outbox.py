@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from broker import delivery
 from broker.canonical import canonical
-from broker.cases import CasePlan, belongs_to_lifecycle, plan_message
+from broker.cases import CasePlan, belongs_to_lifecycle, logged_facts, plan_message
 from broker.clock import Clock
 from broker.envelope import Envelope, Priority
 from broker.errors import CaseError
@@ -135,7 +135,12 @@ async def submit(
         message_id=row.id,
         case_id=row.case_id,
         peer=recipient,
-        details={"type": form_type, "priority": priority, "digest": row.digest},
+        details={
+            "type": form_type,
+            "priority": priority,
+            "digest": row.digest,
+            **logged_facts(form_type, form_data),
+        },
     )
     events = [event, *(plan.audit if plan is not None else ())]
     await store.submit(

@@ -7,6 +7,8 @@ logged their messages. A node that rewrites its log is caught by every witness.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -15,15 +17,16 @@ import pytest
 
 from broker.audit.checkpoint import open_checkpoint, origin_for, verify_cosignature
 from broker.audit.merkle import MerkleTree, TreeState
+from broker.cli import main
 from broker.clock import SystemClock
 from broker.config import load_config
-from broker.localnet import build_network, provision, teardown
+from broker.localnet import LocalNetwork, build_network, provision, teardown
 from broker.node import Node
 from broker.resources import read_json
 from broker.store.base import AuditEvent
 from broker.transport import ManagementClient
 from broker.witnessing import log_verifiers
-from tests.node.test_cases import _alerts, _until, running
+from tests.node.test_cases import _alerts, _both_in, _until, running
 from tests.support.rabbit import RabbitSession, rabbit  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -209,3 +212,149 @@ async def test_a_node_that_rewrites_its_log_is_caught_by_every_witness(
                     assert tree.size >= 200
         finally:
             await teardown(network, m)
+
+
+async def test_an_auditor_verifies_replays_and_reports_what_the_nodes_did(
+    rabbit: RabbitSession,  # noqa: F811 - fixture
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue #7's "done when": traffic, mutual witnessing, and an auditor's bundle."""
+    amqp = (
+        f"amqp://{rabbit.amqp_user}:{rabbit.amqp_password}@{rabbit.amqp_host}:{rabbit.amqp_port}/"
+    )
+    participants = ["AT.247", "DE.247"]
+    settings = {
+        "DE.247": FAST,
+        # AT erases a case's payload one second after its lifecycle ended.
+        "AT.247": {**FAST, "retention": {"closed_case_period": "PT1S", "sweep_interval": "PT1S"}},
+    }
+    network = build_network(
+        tmp_path / "net",
+        participants,
+        now=SystemClock().now() - timedelta(minutes=1),
+        vhost_prefix=rabbit.vhost_name("r"),
+        amqp_url=amqp,
+        settings=settings,
+    )
+    async with ManagementClient(rabbit.mgmt_url, rabbit.mgmt_user, rabbit.mgmt_password) as m:
+        await provision(network, m)
+        try:
+            configs = {p: load_config(network.configs[p], env={}) for p in participants}
+            async with running(configs["AT.247"]) as at, running(configs["DE.247"]) as de:
+                cases = []
+                for _ in range(4):
+                    row = await de.submit(
+                        form_type="coe.art29.preservation",
+                        form=read_json("examples", "coe.art29.preservation.json"),
+                        recipient="AT.247",
+                    )
+                    cases.append(row.case_id)
+                for case in cases:
+                    await _both_in((de, at), case, "requested")
+                # Two acknowledged, one refused (a ground of Art 29(5)), one left open.
+                await at.reply("ack", cases[0])
+                await at.reply("ack", cases[1])
+                await at.reply(
+                    "refuse", cases[2], ground="political_offence", motivation="Art 29(5)(a)"
+                )
+                await _both_in((de, at), cases[0], "acknowledged")
+                await _both_in((de, at), cases[1], "acknowledged")
+                await _both_in((de, at), cases[2], "refused")
+
+                # The refused case is closed: AT shreds its payload; its log still verifies.
+                async def shredded() -> bool:
+                    return any(e.case_id == cases[2] for e in await _events(at, "case.shredded"))
+
+                await _until(shredded, "the refused case shredded at AT", 30)
+                assert await at.store.read_form("in", cases[2]) is None
+
+                # Both logs are witnessed beyond all that traffic.
+                head = {n.participant: (await n.store.audit_head())[0] for n in (at, de)}
+
+                async def witnessed() -> bool:
+                    return (
+                        await _cosigned_by(de, "AT.247") >= head["DE.247"]
+                        and await _cosigned_by(at, "DE.247") >= head["AT.247"]
+                    )
+
+                await _until(witnessed, "both logs cosigned past the traffic", 60)
+
+        finally:
+            await teardown(network, m)
+
+    # The auditor's part runs the CLI (its own event loop) in a thread.
+    await asyncio.to_thread(_audit, network, participants, tmp_path, capsys)
+
+
+def _audit(
+    network: LocalNetwork,
+    participants: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What an auditor does with bundles and the trust directory: no node, no database."""
+    directory = str(network.directory)
+    for participant in participants:
+        config = str(network.configs[participant])
+        bundle = str(tmp_path / f"bundle-{participant}")
+        assert main(["audit", "export", "--config", config, "-o", bundle, "--no-checkpoint"]) == 0
+        capsys.readouterr()
+        assert main(["audit", "verify", bundle, "--directory", directory, "--json"]) == 0
+        verified = json.loads(capsys.readouterr().out)
+        other = next(p for p in participants if p != participant)
+        assert verified["cosignatures"][other], verified
+        # Replay from the bundle alone agrees with the live node's cases and deadlines.
+        replay = ["audit", "replay", bundle, "--against-live", "--config", config]
+        assert main(replay) == 0, capsys.readouterr().out
+        capsys.readouterr()
+        out = tmp_path / f"report-{participant}.json"
+        assert (
+            main(
+                [
+                    "audit",
+                    "report",
+                    bundle,
+                    "--directory",
+                    directory,
+                    "--format",
+                    "json",
+                    "-o",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        report = json.loads(out.read_text())
+        [art29] = [g for g in report["by_instrument"] if g["key"] == "coe.art29.preservation"]
+        assert art29["requests"] == 4
+        assert art29["responses"] == 3
+        assert art29["refusals"] == 1
+        assert art29["deadlines_met"] >= 3  # the two acks and the refusal answered in time
+        [refusal] = report["refusals"]
+        assert refusal["reason"] == "political_offence"
+        assert refusal["refused_by"] == ("self" if participant == "AT.247" else "peer")
+        html = tmp_path / f"report-{participant}.html"
+        assert (
+            main(
+                [
+                    "audit",
+                    "report",
+                    bundle,
+                    "--directory",
+                    directory,
+                    "--format",
+                    "html",
+                    "-o",
+                    str(html),
+                ]
+            )
+            == 0
+        )
+        assert "<svg" in html.read_text()
+    # Tampering with one byte of a bundle is caught, naming the code.
+    tampered = tmp_path / "bundle-DE.247"
+    entries = (tampered / "entries.jsonl").read_bytes()
+    (tampered / "entries.jsonl").write_bytes(entries.replace(b'"case.state"', b'"case.stats"', 1))
+    assert main(["audit", "verify", str(tampered), "--directory", directory]) == 1
+    assert "E_AUDIT_TAMPERED" in capsys.readouterr().out
