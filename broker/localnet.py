@@ -11,6 +11,7 @@ the key ceremony of ``keys/README.md`` and ``evb directory``/``evb site``/``evb 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -191,7 +192,10 @@ def build_network(
         if store == "postgresql":
             assert pg_dsn is not None  # noqa: S101 - checked above
             separator = "&" if "?" in pg_dsn else "?"
-            store_url = f"{pg_dsn}{separator}schema=evb_{slug.replace('-', '_')}"
+            # One schema per node, named after the network's vhost prefix: two
+            # networks in one database (e.g. one per test) never share a store.
+            prefix = re.sub(r"[^a-z0-9]+", "_", vhost_prefix.lower())
+            store_url = f"{pg_dsn}{separator}schema={prefix}_{slug.replace('-', '_')}"
         else:
             store_url = f"sqlite:///{state / (slug + '.db')}"
         key_file = state / f"{slug}.storage.key"

@@ -91,6 +91,8 @@ _EMERGENCY_POLL_SECONDS = 1.0
 _CHECKPOINT_POLL_SECONDS = 1.0
 #: Every this many checkpoint polls, unanswered witnesses are looked at again.
 _WITNESS_POLLS = 5
+#: The log cursor that remembers the directory version last recorded.
+_DIRECTORY_CURSOR = "directory_version"
 #: Most cases one retention sweep shreds (the rest wait for the next sweep).
 _RETENTION_BATCH = 1000
 #: How often released quarantine entries are looked for.
@@ -184,6 +186,7 @@ class Node:
                     lanes=self.lanes,
                 ) as consumer,
             ):
+                await self.log_trust()
                 log.info("node.started", participant=self.participant)
                 self._publisher = publisher
                 self.ready.set()
@@ -204,6 +207,34 @@ class Node:
             with contextlib.suppress(TransportError):
                 await connection.close()
             log.info("node.stopped", participant=self.participant)
+
+    async def log_trust(self) -> None:
+        """Record the trust directory in force and this node's keys, when they changed.
+
+        One ``directory.loaded`` record per directory version the node starts with
+        (details: version, the previous one, this node's signature and encryption key
+        ids): key rotations and revocations reach a node as a new directory version,
+        so the log shows under which keys and policy every later record was made.
+        """
+        directory = self.identity.directory
+        previous = await self.store.audit_cursor(_DIRECTORY_CURSOR)
+        if previous == directory.version:
+            return
+        keyset = self.identity.keyset
+        event = AuditEvent(
+            event="directory.loaded",
+            at=self.clock.now(),
+            details={
+                "version": directory.version,
+                "previous": previous or None,
+                "participants": len(directory.participants),
+                "sig_kid": keyset.sig.kid,
+                "enc_kid": keyset.enc.kid,
+            },
+        )
+        await self.store.audit([event])
+        await self.store.set_audit_cursor(_DIRECTORY_CURSOR, directory.version)
+        log.info("directory.loaded", version=directory.version, previous=previous or None)
 
     async def submit(
         self,

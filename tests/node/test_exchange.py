@@ -170,7 +170,7 @@ async def test_messages_cross_sites_exactly_once_with_receipts(net: Net) -> None
             row = await de.store.get_outbound(message_id)
             assert row is not None
             assert row.receipt is not None
-            assert row.attempts >= 1  # a slow receipt may cause a re-send: no double effect
+            # (attempts may be 0: a receipt can overtake the publisher's own update.)
         assert await at.store.list_quarantine() == []
         assert await de.store.list_quarantine() == []
 
