@@ -28,6 +28,7 @@ to the receiver's log entry for the sender's message.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "decode_hashes",
 ]
 
+_HEX_HASH = re.compile(r"[0-9a-f]{64}")
 #: The log event a receipt's proof must point at.
 RECEIVED_EVENT = "message.received"
 
@@ -94,12 +96,10 @@ def decode_hashes(hashes: Sequence[str]) -> list[bytes]:
     """
     decoded = []
     for text in hashes:
-        if len(text) != 64 or text != text.lower():
+        # fullmatch, not bytes.fromhex alone: fromhex skips whitespace.
+        if not (isinstance(text, str) and _HEX_HASH.fullmatch(text)):
             raise AuditProof("a proof hash is not 64 lower-case hex digits")
-        try:
-            decoded.append(bytes.fromhex(text))
-        except ValueError as exc:
-            raise AuditProof("a proof hash is not 64 lower-case hex digits") from exc
+        decoded.append(bytes.fromhex(text))
     return decoded
 
 

@@ -9,6 +9,12 @@ connection (the function still ends with COMMIT or ROLLBACK). This is what aiosq
 does per *statement*; a store transaction has up to seven statements, and one hop
 instead of seven makes the message path about three times faster.
 
+Write transactions waiting together are **group-committed**: the thread runs each in a
+savepoint of one transaction and commits once, reads the audit tree head once and
+writes it once, and wakes the event loop once for the whole group. Each write still
+takes effect or fails alone and its caller hears of it only after the commit; under
+load this more than doubles the rate of small transactions (see ``bench/audit.py``).
+
 Writes open with ``BEGIN IMMEDIATE`` (the database write lock is taken first, so a
 transaction never fails half-way for want of it); other processes on the same file
 (``evb send``) wait for it up to a busy timeout of 10 s. The journal is WAL (readers
@@ -32,6 +38,7 @@ Every ``sqlite3`` error is translated to :class:`~broker.errors.StoreError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -198,6 +205,10 @@ def _audited(row: sqlite3.Row) -> tuple[int, AuditEvent]:
     )
 
 
+#: Most write transactions committed together.
+_GROUP_MAX = 32
+
+
 class _UrgentFirstExecutor(Executor):
     """One worker thread for the store's connection, running emergency work first.
 
@@ -205,6 +216,13 @@ class _UrgentFirstExecutor(Executor):
     :data:`~broker.store.base.URGENT` is set in the caller's context overtakes every
     routine call still waiting; calls of one kind keep their order. A routine call
     already running finishes first.
+
+    Write transactions waiting together are committed together (group commit): the
+    worker takes every write queued behind the first (up to :data:`_GROUP_MAX`, in
+    queue order, stopping at the first read), runs each in a savepoint of one
+    ``BEGIN IMMEDIATE`` transaction and commits once. Each write still succeeds or
+    fails alone (a failure rolls back to its savepoint), sees the writes before it,
+    and its caller hears of it only after the commit.
     """
 
     def __init__(self, name: str) -> None:
@@ -217,13 +235,28 @@ class _UrgentFirstExecutor(Executor):
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
         """Queue ``fn(*args, **kwargs)``: first among routine calls if URGENT is set."""
-        future: Future[_T] = Future()
+        return self._put(_Work(Future(), fn, args, kwargs))
+
+    def submit_write(
+        self,
+        db: _Db,
+        fn: Callable[..., _T],
+        args: tuple[Any, ...],
+        waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]],
+    ) -> Future[_T]:
+        """Queue ``fn(db, *args)`` as a write transaction (grouped with its neighbours).
+
+        Its outcome is set on ``waiter`` (an asyncio future of ``loop``) once committed.
+        """
+        return self._put(_Work(Future(), fn, (db, *args), {}, db, waiter))
+
+    def _put(self, work: _Work) -> Future[Any]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the store's executor is shut down")
             rank = 0 if URGENT.get() else 1
-            self._queue.put((rank, next(self._order), _Work(future, fn, args, kwargs)))
-        return future
+            self._queue.put((rank, next(self._order), work))
+        return work.future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Run what is queued, then stop the thread (after it, when ``wait``)."""
@@ -235,18 +268,144 @@ class _UrgentFirstExecutor(Executor):
             self._thread.join()
 
     def _serve(self) -> None:
+        held: list[_Work | None] = []  # taken from the queue while grouping, not yet run
         while True:
-            _, _, work = self._queue.get()
+            work = held.pop() if held else self._queue.get()[2]
             if work is None:
                 return
-            if not work.future.set_running_or_notify_cancel():
+            if work.db is None:
+                _run(work)
                 continue
-            try:
-                result = work.fn(*work.args, **work.kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a pool does
-                work.future.set_exception(exc)
-            else:
-                work.future.set_result(result)
+            group = [work]
+            while len(group) < _GROUP_MAX:
+                try:
+                    _, _, queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None or queued.db is None:
+                    held.append(queued)
+                    break
+                group.append(queued)
+            _run_writes(group)
+
+
+def _run(work: _Work) -> None:
+    if not work.future.set_running_or_notify_cancel():
+        return
+    try:
+        result = work.fn(*work.args, **work.kwargs)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a pool does
+        work.future.set_exception(exc)
+    else:
+        work.future.set_result(result)
+
+
+def _run_writes(group: list[_Work]) -> None:
+    """Run write transactions as one: a savepoint each, one commit (see the executor)."""
+    live = [w for w in group if w.future.set_running_or_notify_cancel()]
+    if not live:
+        return
+    db = live[0].db
+    if len(live) == 1 or db is None:
+        for work in live:
+            conn, *rest = work.args
+            _settle(work, _outcome(functools.partial(_in_transaction, conn, work.fn, *rest)))
+        _wake(live)
+        return
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        # The tree head is read once and written once for the whole group.
+        head = _TreeHead.read(db)
+        _GROUP_HEADS[id(db)] = head
+        try:
+            outcomes = [_in_savepoint(db, work, head) for work in live]
+        finally:
+            del _GROUP_HEADS[id(db)]
+        head.write(db)
+        db.execute("COMMIT")
+    except BaseException as exc:  # noqa: BLE001 - the whole group failed: each caller hears
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        for work in live:
+            work.future.set_exception(exc)
+        _wake(live)
+        return
+    for work, outcome in zip(live, outcomes, strict=True):
+        _settle(work, outcome)
+    _wake(live)
+
+
+class _TreeHead:
+    """The audit tree head of a group commit, kept in memory until the group commits."""
+
+    __slots__ = ("changed", "size", "state")
+
+    def __init__(self, size: int, state: bytes) -> None:
+        self.size, self.state, self.changed = size, state, False
+
+    @classmethod
+    def read(cls, db: _Db) -> _TreeHead:
+        row = db.execute("SELECT size, state FROM audit_tree WHERE id = 1").fetchone()
+        return cls(int(row["size"]), bytes(row["state"]))
+
+    def write(self, db: _Db) -> None:
+        if self.changed:
+            db.execute(
+                "UPDATE audit_tree SET size = ?, state = ? WHERE id = 1", (self.size, self.state)
+            )
+
+
+#: The tree head of the group commit running on a connection (by ``id``), if any.
+_GROUP_HEADS: dict[int, _TreeHead] = {}
+
+
+def _in_savepoint(db: _Db, work: _Work, head: _TreeHead) -> tuple[bool, Any]:
+    db.execute("SAVEPOINT evb_write")
+    before = (head.size, head.state, head.changed)
+    outcome = _outcome(lambda: work.fn(*work.args, **work.kwargs))
+    if not outcome[0]:
+        db.execute("ROLLBACK TO evb_write")
+        head.size, head.state, head.changed = before
+    db.execute("RELEASE evb_write")
+    return outcome
+
+
+def _wake(works: list[_Work]) -> None:
+    """Hand results to the waiting coroutines: one event-loop wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Future[Any]]]] = {}
+    for work in works:
+        if work.waiter is not None:
+            loop, waiter = work.waiter
+            by_loop.setdefault(loop, []).append((waiter, work.future))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_deliver, pairs)
+
+
+def _deliver(pairs: list[tuple[asyncio.Future[Any], Future[Any]]]) -> None:
+    for waiter, done in pairs:
+        if waiter.done():
+            continue
+        exc = done.exception()
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, call()
+    except BaseException as exc:  # noqa: BLE001 - kept for its caller, as a pool does
+        return False, exc
+
+
+def _settle(work: _Work, outcome: tuple[bool, Any]) -> None:
+    ok, value = outcome
+    if ok:
+        work.future.set_result(value)
+    else:
+        work.future.set_exception(value)
 
 
 @dataclass(frozen=True)
@@ -255,6 +414,9 @@ class _Work:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    db: _Db | None = None  # set for a write transaction: fn(db, …) runs inside one
+    # For a write: the loop and future of the coroutine waiting for it.
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None
 
 
 # -- on the worker thread ----------------------------------------------------------------
@@ -321,7 +483,11 @@ def _insert_audit(db: _Db, events: Sequence[AuditEvent]) -> None:
     if not events:
         return
     # The caller's BEGIN IMMEDIATE holds the write lock: the tree head is ours.
-    state = db.execute("SELECT state FROM audit_tree WHERE id = 1").fetchone()["state"]
+    head = _GROUP_HEADS.get(id(db))
+    if head is None:
+        state = db.execute("SELECT state FROM audit_tree WHERE id = 1").fetchone()["state"]
+    else:
+        state = head.state
     appended = auditlog.append(bytes(state), events)
     db.executemany(
         "INSERT INTO audit (event, at, message_id, case_id, peer, code, details, digests,"
@@ -342,9 +508,13 @@ def _insert_audit(db: _Db, events: Sequence[AuditEvent]) -> None:
             for e, (index, digest) in zip(events, appended.leaves, strict=True)
         ],
     )
-    db.execute(
-        "UPDATE audit_tree SET size = ?, state = ? WHERE id = 1", (appended.size, appended.state)
-    )
+    if head is None:
+        db.execute(
+            "UPDATE audit_tree SET size = ?, state = ? WHERE id = 1",
+            (appended.size, appended.state),
+        )
+    else:
+        head.size, head.state, head.changed = appended.size, appended.state, True
 
 
 def _log_unlogged(db: _Db) -> int:
@@ -451,7 +621,21 @@ class SqliteStore:
             raise StoreError(f"{operation} failed: {type(exc).__name__}: {exc}") from exc
 
     async def _write(self, operation: str, fn: Callable[..., _T], *args: Any) -> _T:
-        return await self._call(operation, _in_transaction, fn, *args)
+        """Run ``fn(db, *args)`` in a write transaction (group-committed with others)."""
+        db = self._db
+        if db is None:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_T] = loop.create_future()
+        submitted = self._executor.submit_write(db, fn, args, (loop, waiter))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            submitted.cancel()  # not run if it has not started (as run_in_executor does)
+            raise
+        except sqlite3.Error as exc:
+            # sqlite3 messages name tables and constraints, never values.
+            raise StoreError(f"{operation} failed: {type(exc).__name__}: {exc}") from exc
 
     def _touch_case(
         self, db: _Db, case_id: str, first_type: str, peer: str, at: datetime
