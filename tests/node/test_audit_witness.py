@@ -21,7 +21,7 @@ from broker.cli import main
 from broker.clock import SystemClock
 from broker.config import load_config
 from broker.localnet import LocalNetwork, build_network, provision, teardown
-from broker.node import Node
+from broker.node import Node, open_node
 from broker.resources import read_json
 from broker.store.base import AuditEvent
 from broker.transport import ManagementClient
@@ -105,6 +105,11 @@ async def test_nodes_witness_each_other_and_receipts_carry_proof(
                     keys = log_verifiers(de.identity, w, SystemClock().now())
                     name = line.decode().split(" ")[1]
                     verify_cosignature(checkpoint, line, name, keys[name])
+                # Each node recorded the directory (and its keys) it started under.
+                for node in (at, de):
+                    [loaded] = await _events(node, "directory.loaded")
+                    assert loaded.details["version"] == node.identity.directory.version
+                    assert loaded.details["sig_kid"] == node.identity.keyset.sig.kid
                 # AT, as DE's witness, keeps the DE checkpoints it verified.
                 kept = await at.store.peer_checkpoint("DE.247")
                 assert kept is not None and kept[0] > 0
@@ -358,3 +363,17 @@ def _audit(
     (tampered / "entries.jsonl").write_bytes(entries.replace(b'"case.state"', b'"case.stats"', 1))
     assert main(["audit", "verify", str(tampered), "--directory", directory]) == 1
     assert "E_AUDIT_TAMPERED" in capsys.readouterr().out
+
+
+async def test_the_directory_is_logged_once_per_version(tmp_path: Path) -> None:
+    network = build_network(
+        tmp_path / "net", ["AT.247", "DE.247"], now=SystemClock().now() - timedelta(minutes=1)
+    )
+    config = load_config(network.configs["AT.247"], env={})
+    for _ in range(2):  # a restart under the same directory adds nothing
+        async with open_node(config) as node:
+            await node.log_trust()
+    async with open_node(config) as node:
+        [loaded] = await _events(node, "directory.loaded")
+        assert loaded.details["previous"] is None
+        assert loaded.details["enc_kid"] == node.identity.keyset.enc.kid
