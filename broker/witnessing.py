@@ -90,6 +90,7 @@ PROOF_CURSOR = "receipt_proofs"
 Alert = Mapping[str, str | int | None]
 
 _PAGE = 5000
+_SYNC_PAGE = 50_000
 #: A checkpoint left unanswered by a witness is sent again after this many intervals.
 _RESEND_INTERVALS = 3
 
@@ -162,12 +163,12 @@ class Witnessing:
     async def _sync(self, size: int) -> None:
         """Read this node's log up to ``size`` leaves into the in-memory levels."""
         while self._levels.size < size:
-            leaves = await self._store.audit_leaves(
-                start=self._levels.size, limit=min(_PAGE, size - self._levels.size)
+            hashes = await self._store.audit_leaf_hashes(
+                start=self._levels.size, limit=min(_SYNC_PAGE, size - self._levels.size)
             )
-            if not leaves:
+            if not hashes:
                 raise AuditError(f"the log holds fewer than {size} entries")
-            self._levels.extend([digest for _, _, digest in leaves])
+            self._levels.extend(hashes)
 
     async def after_checkpoint(self) -> None:
         """Send the latest checkpoint to witnesses, and proofs to senders, as due.

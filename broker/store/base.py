@@ -535,6 +535,10 @@ class Store(Protocol):
         """Return up to ``limit`` log records from leaf ``start`` on: index, record, leaf hash."""
         ...
 
+    async def audit_leaf_hashes(self, *, start: int, limit: int) -> list[bytes]:
+        """Return the leaf hashes from leaf ``start`` on, in leaf order (no records)."""
+        ...
+
     async def add_checkpoint(self, size: int, note: bytes) -> bool:
         """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
         ...

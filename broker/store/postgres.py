@@ -942,6 +942,16 @@ class PostgresStore:
             )
         return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
 
+    async def audit_leaf_hashes(self, *, start: int, limit: int) -> list[bytes]:
+        """Return the leaf hashes from leaf ``start`` on, in leaf order (no records)."""
+        async with self._conn("audit_leaf_hashes") as conn:
+            rows = await conn.fetch(
+                "SELECT leaf_hash FROM audit WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2",
+                start,
+                limit,
+            )
+        return [bytes(row[0]) for row in rows]
+
     async def add_checkpoint(self, size: int, note: bytes) -> bool:
         """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
         async with self._tx("add_checkpoint") as conn:

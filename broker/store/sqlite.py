@@ -1118,6 +1118,16 @@ class SqliteStore:
         )
         return [(row["leaf_index"], _audited(row)[1], bytes(row["leaf_hash"])) for row in rows]
 
+    async def audit_leaf_hashes(self, *, start: int, limit: int) -> list[bytes]:
+        """Return the leaf hashes from leaf ``start`` on, in leaf order (no records)."""
+        rows = await self._call(
+            "audit_leaf_hashes",
+            _fetch,
+            "SELECT leaf_hash FROM audit WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+            (start, limit),
+        )
+        return [bytes(row[0]) for row in rows]
+
     async def add_checkpoint(self, size: int, note: bytes) -> bool:
         """Keep a signed checkpoint of the log at ``size``; False if one was kept already."""
         row = await self._write(

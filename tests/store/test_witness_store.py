@@ -70,3 +70,11 @@ async def test_cursors_start_at_zero_and_move(store: Store) -> None:
     await store.set_audit_cursor("receipt_proofs", 43)
     assert await store.audit_cursor("receipt_proofs") == 43
     assert await store.audit_cursor("other") == 0
+
+
+async def test_leaf_hashes_page_through_the_log(store: Store) -> None:
+    await store.audit([event(f"e.n{i}") for i in range(7)])
+    leaves = await store.audit_leaves(start=0, limit=10)
+    assert await store.audit_leaf_hashes(start=0, limit=10) == [d for _, _, d in leaves]
+    assert await store.audit_leaf_hashes(start=5, limit=1) == [leaves[5][2]]
+    assert await store.audit_leaf_hashes(start=7, limit=5) == []
