@@ -150,7 +150,8 @@ class Witnessing:
         # This node's own log, as far as it was read: proofs are answered from it.
         self._levels = MerkleLevels()
         # Witness → (size, sent at) of the checkpoint awaiting its answer.
-        self._pending: dict[str, tuple[int, datetime]] = {}
+        # Witness → (size, sent at, message id) of the checkpoint awaiting its answer.
+        self._pending: dict[str, tuple[int, datetime, str]] = {}
 
     # -- as a log ---------------------------------------------------------------------
 
@@ -195,8 +196,7 @@ class Witnessing:
             from_size = min(known.get(witness, 0), size)
             if from_size >= size:
                 continue
-            pending = self._pending.get(witness)
-            if pending is not None and now - pending[1] < max(resend, timedelta(seconds=1)):
+            if await self._awaiting(witness, now, resend):
                 continue
             proof = self._levels.consistency_proof(from_size, size) if from_size else []
             form = {
@@ -204,7 +204,7 @@ class Witnessing:
                 "proof": {"from_size": from_size, "hashes": [h.hex() for h in proof]},
             }
             try:
-                await submit(
+                row = await submit(
                     self._store,
                     self._identity,
                     self._clock,
@@ -219,9 +219,26 @@ class Witnessing:
                 # No route or key for this witness (policy, directory): say so, go on.
                 log.warning("witness.unreachable", witness=witness, code=exc.code)
                 continue
-            self._pending[witness] = (size, now)
+            self._pending[witness] = (size, now, row.id)
             sent += 1
         return sent
+
+    async def _awaiting(self, witness: str, now: datetime, resend: timedelta) -> bool:
+        """Whether the last checkpoint sent to ``witness`` still awaits its answer.
+
+        While the outbox still delivers it (its retry profile re-sends it), nothing new
+        is sent; once delivered, the answer is awaited for ``resend``; once it failed
+        or was refused, the next checkpoint may go.
+        """
+        pending = self._pending.get(witness)
+        if pending is None:
+            return False
+        row = await self._store.get_outbound(pending[2])
+        if row is None or row.state in ("failed", "rejected"):
+            return False
+        if row.state in ("queued", "sent"):
+            return True
+        return now - pending[1] < max(resend, timedelta(seconds=1))
 
     async def send_receipt_proofs(self, size: int, note: bytes) -> int:
         """Send follow-up receipts with proofs for messages logged before ``size``."""
@@ -354,7 +371,7 @@ class Witnessing:
         await self._store.record_witness_answer(
             witness, min(max(known, size), head), (size, line), [event]
         )
-        if self._pending.get(witness, (0, now))[0] <= size:
+        if witness in self._pending and self._pending[witness][0] <= size:
             self._pending.pop(witness, None)
         log.info("witness.cosigned", witness=witness, size=size)
         return []
