@@ -27,6 +27,8 @@ to the receiver's log entry for the sender's message.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import uuid
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
+_B64_LENGTH = 44
 #: The log event a receipt's proof must point at.
 RECEIVED_EVENT = "message.received"
 
@@ -103,6 +106,26 @@ def decode_hashes(hashes: Sequence[str]) -> list[bytes]:
     return decoded
 
 
+def _path_hashes(hashes: Sequence[str]) -> list[bytes]:
+    """Decode a receipt's audit path: all hex, or all canonical padded base64.
+
+    Raises:
+        AuditProof: a hash in neither form (or not 32 bytes, or not canonical).
+    """
+    if not all(isinstance(h, str) and len(h) == _B64_LENGTH for h in hashes):
+        return decode_hashes(hashes)
+    decoded = []
+    for text in hashes:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise AuditProof("a proof hash is neither hex nor base64") from exc
+        if len(raw) != 32 or base64.b64encode(raw).decode("ascii") != text:
+            raise AuditProof("a proof hash is not 32 bytes of canonical base64")
+        decoded.append(raw)
+    return decoded
+
+
 def check_peer_checkpoint(
     note: bytes,
     *,
@@ -135,6 +158,11 @@ def check_peer_checkpoint(
     # 2. One root per size.
     if same_size is not None:
         check_fork(Checkpoint(checkpoint.origin, same_size.size, same_size.root), checkpoint, ())
+        # 3. A cosignature says "the largest consistent tree seen": never an old one again.
+        if latest is not None and checkpoint.size < latest.size:
+            raise AuditProof(
+                f"the checkpoint ({checkpoint.size}) is older than the one verified ({latest.size})"
+            )
         return PeerCheckpoint(checkpoint, seen=True)
     if latest is None:
         # First sight: nothing to be consistent with.
@@ -215,6 +243,6 @@ def check_receipt_proof(
         raise AuditProof("the receipt's log entry is not the record of this message")
     # 3. The entry is leaf leaf_index of the signed tree.
     verify_inclusion(
-        entry_leaf_hash(parsed), leaf_index, tree_size, decode_hashes(hashes), signed.root_hash
+        entry_leaf_hash(parsed), leaf_index, tree_size, _path_hashes(hashes), signed.root_hash
     )
     return parsed, signed
