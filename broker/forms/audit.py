@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, ClassVar, Literal, Self, TypeVar
 
-from pydantic import Field, PrivateAttr, StringConstraints, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, StringConstraints, model_validator
 
 from broker.audit.checkpoint import (
     ORIGIN_PREFIX,
@@ -58,10 +58,10 @@ from broker.audit.checkpoint import (
 )
 from broker.errors import AuditBundle, Problem, SchemaError
 from broker.forms.base import (
-    SEMANTIC,
     Form,
     Model,
     ShortText,
+    build_form,
     not_allowed_error,
     required_error,
     semantic_error,
@@ -371,25 +371,8 @@ def _about(checkpoint: Checkpoint) -> dict[str, object]:
     }
 
 
-def _escape(part: str | int) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
-
-
 def _build(cls: type[_F], data: Mapping[str, object]) -> _F:
-    # The builders take Python values: pydantic's errors are translated here, at the
-    # boundary, into the catalogue's problems (as broker.forms.receipt does).
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_input=False, include_url=False):
-            field = (error.get("ctx") or {}).get("field")
-            parts = [_escape(part) for part in error["loc"]] + ([field] if field else [])
-            code = "E_SEMANTIC" if error["type"] == SEMANTIC else "E_SCHEMA"
-            problems.append(Problem("".join("/" + p for p in parts), code, error["msg"]))
-        raise SchemaError(
-            f"the {cls.form_type} document does not match its schema", tuple(sorted(problems))
-        ) from exc
+    return build_form(cls, data, f"the {cls.form_type} document")
 
 
 #: The form models this module defines.

@@ -18,9 +18,9 @@ Conventions that keep models and schemas in step:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -30,11 +30,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from broker import formats
+from broker.errors import Problem, SchemaError
 
 __all__ = [
     "SEMANTIC",
@@ -58,6 +60,7 @@ __all__ = [
     "ShortText",
     "Text",
     "Uuid",
+    "build_form",
     "formatted",
     "not_allowed_error",
     "required_error",
@@ -276,3 +279,32 @@ class PriorRequest(Model):
     date: Date | None = None
     authority: ShortText | None = None
     case: Uuid | None = None
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _escape(part: str | int) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def build_form(cls: type[_M], data: Mapping[str, object], what: str) -> _M:
+    """Validate Python values into ``cls``; report failures as the catalogue does.
+
+    For builders that take Python values (receipts, audit answers): pydantic's errors
+    are translated at this boundary into problems with JSON pointers, ``E_SEMANTIC``
+    for rules beyond the schema, else ``E_SCHEMA`` (messages never hold values).
+
+    Raises:
+        SchemaError: "``what`` does not match its schema", with every problem.
+    """
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = (error.get("ctx") or {}).get("field")
+            parts = [_escape(part) for part in error["loc"]] + ([field] if field else [])
+            code = "E_SEMANTIC" if error["type"] == SEMANTIC else "E_SCHEMA"
+            problems.append(Problem("".join("/" + p for p in parts), code, error["msg"]))
+        raise SchemaError(f"{what} does not match its schema", tuple(sorted(problems))) from exc

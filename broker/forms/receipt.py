@@ -29,16 +29,15 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from broker.clock import wire_time
-from broker.errors import Problem, SchemaError
 from broker.forms.base import (
-    SEMANTIC,
     Form,
     Model,
     ShortText,
     Uuid,
+    build_form,
     not_allowed_error,
     required_error,
     semantic_error,
@@ -221,20 +220,7 @@ class Receipt(Form):
 
     @classmethod
     def _build(cls, data: dict[str, object]) -> Self:
-        # The builders take Python values: pydantic's errors are translated here, at
-        # the boundary, into the catalogue's problems (messages never hold values).
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = []
-            for error in exc.errors(include_input=False, include_url=False):
-                field = (error.get("ctx") or {}).get("field")
-                parts = [_escape(part) for part in error["loc"]] + ([field] if field else [])
-                code = "E_SEMANTIC" if error["type"] == SEMANTIC else "E_SCHEMA"
-                problems.append(Problem("".join("/" + p for p in parts), code, error["msg"]))
-            raise SchemaError(
-                "the receipt does not match its schema", tuple(sorted(problems))
-            ) from exc
+        return build_form(cls, data, "the receipt")
 
 
 #: The form models this module defines.

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ import pytest
 from broker.clock import SystemClock
 from broker.config import NodeConfig, load_config
 from broker.errors import GroundError, StateError
-from broker.localnet import LocalNetwork, build_network, provision, teardown
+from broker.localnet import LocalNetwork
 from broker.node import Node, open_node
 from broker.resources import read_json
-from broker.transport import ManagementClient
+from tests.support.network import local_network
 from tests.support.rabbit import RabbitSession, rabbit  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
@@ -38,25 +39,9 @@ FAST = {
 }
 
 
-@contextlib.asynccontextmanager
-async def _network(server: RabbitSession, tmp_path: Path) -> AsyncIterator[LocalNetwork]:
-    amqp = (
-        f"amqp://{server.amqp_user}:{server.amqp_password}@{server.amqp_host}:{server.amqp_port}/"
-    )
-    network = build_network(
-        tmp_path / "net",
-        PARTICIPANTS,
-        now=SystemClock().now() - timedelta(minutes=1),
-        vhost_prefix=server.vhost_name("c"),
-        amqp_url=amqp,
-        settings=dict.fromkeys(PARTICIPANTS, FAST),
-    )
-    async with ManagementClient(server.mgmt_url, server.mgmt_user, server.mgmt_password) as m:
-        await provision(network, m)
-        try:
-            yield network
-        finally:
-            await teardown(network, m)
+def _network(server: RabbitSession, tmp_path: Path) -> AbstractAsyncContextManager[LocalNetwork]:
+    settings = dict.fromkeys(PARTICIPANTS, FAST)
+    return local_network(server, tmp_path / "net", PARTICIPANTS, name="c", settings=settings)
 
 
 @contextlib.asynccontextmanager
