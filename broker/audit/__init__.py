@@ -20,6 +20,7 @@ from broker.audit.bundle import (
     BundleReport,
     case_proofs,
     read_bundle_entries,
+    verify_and_read,
     verify_bundle,
     write_bundle,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "to_csv",
     "to_html",
     "to_json",
+    "verify_and_read",
     "verify_bundle",
     "verify_consistency",
     "verify_cosignature",

@@ -23,7 +23,12 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from broker import crypto
-from broker.audit.bundle import BundleReport, read_bundle_entries, verify_bundle
+from broker.audit.bundle import (
+    BundleReport,
+    read_bundle_entries,
+    verify_and_read,
+    verify_bundle,
+)
 from broker.audit.checkpoint import MAX_NOTE_SIZE
 from broker.audit.export import LiveReport, compare_with_live, export_bundle, verify_live
 from broker.audit.issuer import checkpoint_verifiers, issue_checkpoint
@@ -119,15 +124,21 @@ def _auditor_directory(args: argparse.Namespace) -> TrustDirectory:
     return load_directory(_config(args), SystemClock())
 
 
+def _trust(args: argparse.Namespace, bundle: str) -> tuple[Verifiers, Verifiers, list[bytes]]:
+    """The node's and the witnesses' keys for a bundle, and the auditor's known checkpoints."""
+    participant, _ = _bundle_claims(bundle)
+    verifiers, witnesses = _trusted_keys(_auditor_directory(args), participant)
+    known = [read_input(note, MAX_NOTE_SIZE) for note in getattr(args, "known", None) or ()]
+    return verifiers, witnesses, known
+
+
 def _verify(args: argparse.Namespace, bundle: str) -> BundleReport:
     """Verify a bundle against the trust directory (and the auditor's known checkpoints).
 
     Raises:
         AuditError: it does not verify.
     """
-    participant, _ = _bundle_claims(bundle)
-    verifiers, witnesses = _trusted_keys(_auditor_directory(args), participant)
-    known = [read_input(note, MAX_NOTE_SIZE) for note in getattr(args, "known", None) or ()]
+    verifiers, witnesses, known = _trust(args, bundle)
     return verify_bundle(bundle, verifiers=verifiers, witnesses=witnesses, known=known)
 
 
@@ -297,9 +308,12 @@ def _checked_entries(args: argparse.Namespace) -> tuple[str, str | None, Replay]
         AuditError: the bundle does not verify, or an entry does not parse.
     """
     participant, case = _bundle_claims(args.bundle)
-    if not args.no_verify:
-        _verify(args, args.bundle)
-    return participant, case, replay(read_bundle_entries(args.bundle))
+    if args.no_verify:
+        return participant, case, replay(read_bundle_entries(args.bundle))
+    # The entries replayed are the lines verified, parsed once (not read again).
+    verifiers, witnesses, known = _trust(args, args.bundle)
+    _, entries = verify_and_read(args.bundle, verifiers=verifiers, witnesses=witnesses, known=known)
+    return participant, case, replay(entries)
 
 
 def _case_json(replayed: Replay) -> list[dict[str, Any]]:

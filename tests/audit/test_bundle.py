@@ -6,6 +6,7 @@ as python-tuf's tests do), so that it fails only the check it targets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from broker.audit.bundle import (
     BundleReport,
     case_proofs,
     read_bundle_entries,
+    verify_and_read,
     verify_bundle,
     write_bundle,
 )
@@ -90,6 +92,17 @@ def _verify(path: Path, known: Sequence[bytes] = ()) -> BundleReport:
     return verify_bundle(path, verifiers=VERIFIERS, witnesses=WITNESSES, known=known)
 
 
+def _verify_and_read(path: Path, known: Sequence[bytes] = ()) -> BundleReport:
+    report, entries = verify_and_read(path, verifiers=VERIFIERS, witnesses=WITNESSES, known=known)
+    assert entries == read_bundle_entries(path)  # what verified is what is read
+    return report
+
+
+# Every attack is refused alike by verify_bundle and by verify_and_read (the auditor's
+# replay): same step, same code, same message.
+VERIFIES = [pytest.param(_verify, id="verify"), pytest.param(_verify_and_read, id="and_read")]
+
+
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
     return _write(tmp_path / "bundle")
@@ -108,6 +121,42 @@ def test_a_valid_bundle_verifies(bundle: Path) -> None:
         PARTICIPANT, ORIGIN, None
     )  # fmt: skip
     assert read_bundle_entries(bundle) == ENTRIES
+
+
+def test_verify_and_read_returns_the_entries_verified(bundle: Path) -> None:
+    report, entries = verify_and_read(bundle, verifiers=VERIFIERS, witnesses=WITNESSES)
+    assert report == _verify(bundle)
+    assert entries == ENTRIES
+
+
+def test_verify_and_read_a_one_case_bundle(tmp_path: Path) -> None:
+    path = _case_bundle(tmp_path / "case")
+    report, entries = verify_and_read(path, verifiers=VERIFIERS, witnesses=WITNESSES)
+    assert report == _verify(path)
+    assert entries == [e for e in ENTRIES if e.case_id == "case-2"]
+
+
+def test_a_signed_line_that_is_not_a_strict_entry(tmp_path: Path) -> None:
+    # The node signed a line in another spelling: the log verifies (the roots are of
+    # these very bytes), but that line is no entry to replay, as read_bundle_entries says.
+    path = _write(tmp_path / "b")
+    lines = _lines(path)
+    lines[12] = lines[12].replace(b'"code":null', b'"code": null')
+    _set_lines(path, lines)
+    leaves = MerkleLevels([hashlib.sha256(b"\x00" + line).digest() for line in lines])
+    for size in (*SIZES, N):
+        note = sign_checkpoint(Checkpoint(ORIGIN, size, leaves.root(size)), LOG_NAME, LOG_KEY)
+        (path / "checkpoints" / f"{size}.note").write_bytes(note)
+        (path / "cosignatures" / WITNESS / f"{size}.sig").write_bytes(
+            cosign(note, WITNESS_NAME, WITNESS_KEY, STAMP)
+        )
+    assert _verify(path).entries == N
+    with pytest.raises(AuditBundle) as read:
+        read_bundle_entries(path)
+    with pytest.raises(AuditBundle) as both:
+        verify_and_read(path, verifiers=VERIFIERS, witnesses=WITNESSES)
+    expected = "entries.jsonl line 12: an entry is not in canonical form"
+    assert both.value.message == read.value.message == expected
 
 
 def test_the_format_on_disk(bundle: Path) -> None:
@@ -337,6 +386,12 @@ ATTACKS: list[tuple[str, Callable[[Path], None], type[AuditError], str]] = [
         "entry 13: altered",
     ),
     (
+        "entry altered, a lone surrogate escaped",
+        _edit_line(10, b'"type":"eu.eio.a"', b'"type":"\\ud800"'),
+        AuditTampered,
+        "entry 10: altered",
+    ),
+    (
         "entry altered after the last checkpoint but one",
         _edit_line(N - 1, b'"case_id":"case-3"', b'"case_id":"case-4"'),
         AuditTampered,
@@ -421,6 +476,12 @@ ATTACKS: list[tuple[str, Callable[[Path], None], type[AuditError], str]] = [
     ("extra file", _write_file("notes.txt", b"hi"), AuditBundle, "notes.txt does not belong"),
     ("entries truncated mid-line", _truncate_bytes(5), AuditBundle, "truncated"),
     ("garbage line", _insert(3, b"{not json"), AuditBundle, "line 3: not UTF-8 JSON"),
+    (
+        "a number too long for int()",
+        _insert(3, b'{"index":' + b"1" * 5000 + b"}"),
+        AuditBundle,
+        "line 3: not UTF-8 JSON",
+    ),
     ("empty line", _insert(3, b""), AuditBundle, "line 3: empty"),
     (
         "a line that is JSON but not an entry",
@@ -474,16 +535,21 @@ ATTACKS: list[tuple[str, Callable[[Path], None], type[AuditError], str]] = [
 ]
 
 
+@pytest.mark.parametrize("verify", VERIFIES)
 @pytest.mark.parametrize(
     ("mutate", "error", "message"),
     [pytest.param(m, e, s, id=name) for name, m, e, s in ATTACKS],
 )
 def test_attacks(
-    bundle: Path, mutate: Callable[[Path], None], error: type[AuditError], message: str
+    bundle: Path,
+    mutate: Callable[[Path], None],
+    error: type[AuditError],
+    message: str,
+    verify: Callable[[Path], BundleReport],
 ) -> None:
     mutate(bundle)
     with pytest.raises(error) as caught:
-        _verify(bundle)
+        verify(bundle)
     assert caught.value.code == error.code
     assert message in caught.value.message
 
@@ -504,6 +570,7 @@ def _forged_note(size: int) -> bytes:
     return _note(other, size)
 
 
+@pytest.mark.parametrize("verify", VERIFIES)
 @pytest.mark.parametrize(
     ("known", "message"),
     [
@@ -514,9 +581,14 @@ def _forged_note(size: int) -> bytes:
         pytest.param([_note(ENTRIES, 10), _forged_note(3)], "known checkpoint 1", id="second"),
     ],
 )
-def test_known_checkpoints_that_fork(bundle: Path, known: list[bytes], message: str) -> None:
+def test_known_checkpoints_that_fork(
+    bundle: Path,
+    known: list[bytes],
+    message: str,
+    verify: Callable[[Path, Sequence[bytes]], BundleReport],
+) -> None:
     with pytest.raises(AuditFork) as caught:
-        _verify(bundle, known)
+        verify(bundle, known)
     assert caught.value.code == "E_AUDIT_FORK"
     assert message in caught.value.message
 
@@ -648,17 +720,22 @@ CASE_ATTACKS: list[tuple[str, Callable[[Path], None], type[AuditError], str]] = 
 ]
 
 
+@pytest.mark.parametrize("verify", VERIFIES)
 @pytest.mark.parametrize(
     ("mutate", "error", "message"),
     [pytest.param(m, e, s, id=name) for name, m, e, s in CASE_ATTACKS],
 )
 def test_case_bundle_attacks(
-    tmp_path: Path, mutate: Callable[[Path], None], error: type[AuditError], message: str
+    tmp_path: Path,
+    mutate: Callable[[Path], None],
+    error: type[AuditError],
+    message: str,
+    verify: Callable[[Path], BundleReport],
 ) -> None:
     path = _case_bundle(tmp_path / "case")
     mutate(path)
     with pytest.raises(error) as caught:
-        _verify(path)
+        verify(path)
     assert caught.value.code == error.code
     assert message in caught.value.message
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,10 +19,14 @@ from broker.audit.entry import (
     MAX_ENTRY_SIZE,
     AuditEntry,
     Scalar,
+    _parse_plain,
+    _parse_strict,
+    _plain_time,
     entry_bytes,
     entry_leaf_hash,
     keyed_digest,
     parse_entry,
+    paused_gc,
 )
 from broker.errors import AuditBundle
 
@@ -175,6 +180,8 @@ MALFORMED_ENTRIES: dict[str, bytes] = {
     "peer not a participant": _mutate(peer="nobody"),
     "details nested": _mutate(details={"a": {"b": 1}}),
     "digest not hex": _mutate(digests={"form": "z" * 64}),
+    "a number of 5000 digits": ENTRY_BYTES.replace(b'"attempt":2', b'"attempt":' + b"1" * 5000),
+    "a lone surrogate": ENTRY_BYTES.replace(b"eevidence.epoc", b"\\ud800"),
     "larger than the limit": _mutate(details={"pad": "x" * 200}).replace(
         b'"x', b'"' + b"x" * MAX_ENTRY_SIZE
     ),
@@ -208,6 +215,8 @@ REASONS = {
     "peer not a participant": "peer is not a participant id",
     "details nested": "details.a is not a string",
     "digest not hex": "digests.form is not 64",
+    "a number of 5000 digits": "not UTF-8 JSON",
+    "a lone surrogate": "canonical form",
     "larger than the limit": "larger than 16384 bytes",
 }
 
@@ -261,3 +270,223 @@ def test_round_trip(entry: AuditEntry) -> None:
     data = entry_bytes(entry)
     assert parse_entry(data) == entry
     assert entry_leaf_hash(parse_entry(data)) == entry_leaf_hash(entry)
+
+
+# -- the fast path: never accepts what the strict parser refuses, nor reads it otherwise ----
+
+
+def _same_outcome(data: bytes) -> AuditEntry | None:
+    """Assert that the fast path accepts ``data`` only as the strict parser reads it."""
+    fast = _parse_plain(data)
+    try:
+        strict = _parse_strict(data)
+    except AuditBundle:
+        assert fast is None, data
+        return None
+    if fast is not None:
+        assert fast == strict
+        assert list(vars(fast).items()) == list(vars(strict).items())
+        assert fast.details == strict.details and type(fast.details) is type(strict.details)
+        assert type(fast.digests) is type(strict.digests)
+        assert hash(fast) == hash(strict) and repr(fast) == repr(strict)
+        assert entry_bytes(fast) == data
+    return fast
+
+
+def test_the_fast_path_takes_the_entries_the_node_writes() -> None:
+    # If it declined everything, the tests below could not fail: it must take these.
+    assert _same_outcome(ENTRY_BYTES) == ENTRY
+    node_started = AuditEntry(index=0, at=AT, event="node.started")
+    assert _same_outcome(entry_bytes(node_started)) == node_started
+    assert parse_entry(ENTRY_BYTES) == ENTRY
+
+
+def _with_details(text: str) -> bytes:
+    start = ENTRY_BYTES.index(b'"details":{') + len(b'"details":{')
+    end = ENTRY_BYTES.index(b'},"digests"')
+    return ENTRY_BYTES[:start] + text.encode() + ENTRY_BYTES[end:]
+
+
+# Lines at the edges of the fast grammar: each is decided as the strict parser decides.
+EDGES: dict[str, tuple[bytes, bool]] = {
+    "non-ASCII text": (_with_details('"note":"Straße \u2013 ✓ \U0001f600"'), True),
+    "DEL and U+2028, written raw": (_with_details('"note":"a\x7fb\u2028c"'), True),
+    "a text of 256 characters": (_with_details('"note":"' + "é" * 256 + '"'), True),
+    "a text of 257 characters": (_with_details('"note":"' + "é" * 257 + '"'), False),
+    "an empty text": (_with_details('"note":""'), True),
+    "the largest integers": (_with_details(f'"a":{2**53 - 1},"b":-{2**53 - 1}'), True),
+    "an integer beyond 2**53 - 1": (_with_details(f'"a":{2**53}'), False),
+    "a negative one beyond": (_with_details(f'"a":-{2**53}'), False),
+    "minus zero": (_with_details('"a":-0'), False),
+    "a leading zero": (_with_details('"a":01'), False),
+    "zero": (_with_details('"a":0'), True),
+    "literals": (_with_details('"a":true,"b":false,"c":null'), True),
+    "32 details": (_with_details(",".join(f'"k{i:02}":{i}' for i in range(32))), True),
+    "33 details": (_with_details(",".join(f'"k{i:02}":{i}' for i in range(33))), False),
+    "details unsorted": (_with_details('"b":1,"a":2'), False),
+    "details duplicated": (_with_details('"a":1,"a":1'), False),
+    "'_' sorts before letters": (_with_details('"a_":1,"ab":2'), True),
+    "a text escaping a quote": (_with_details('"note":"a\\"b"'), True),
+    "a text escaping a control character": (_with_details('"note":"a\\nb"'), False),
+    "a text with a raw tab": (_with_details('"note":"a\tb"'), False),
+    "braces in a text": (_with_details('"note":"{}"'), True),
+    "no details": (_with_details(""), True),
+    "digests unsorted": (
+        ENTRY_BYTES.replace(b'{"form":"', b'{"zz":"' + DIGEST.encode() + b'","form":"'),
+        False,
+    ),
+    "digests duplicated": (
+        ENTRY_BYTES.replace(b'{"form":"', b'{"form":"' + DIGEST.encode() + b'","form":"'),
+        False,
+    ),
+    "two digests": (
+        ENTRY_BYTES.replace(b'{"form":"', b'{"a":"' + DIGEST.encode() + b'","form":"'),
+        True,
+    ),
+    "no digests": (ENTRY_BYTES.replace(b'{"form":"' + DIGEST.encode() + b'"}', b"{}"), True),
+    "an event of 64 characters": (ENTRY_BYTES.replace(b"message.sent", b"e" * 64), True),
+    "an event of 65 characters": (ENTRY_BYTES.replace(b"message.sent", b"e" * 65), False),
+    "the largest index": (
+        ENTRY_BYTES.replace(b'"index":41', f'"index":{2**53 - 1}'.encode()),
+        True,
+    ),
+    "an index beyond": (ENTRY_BYTES.replace(b'"index":41', f'"index":{2**53}'.encode()), False),
+    "index 0": (ENTRY_BYTES.replace(b'"index":41', b'"index":0'), True),
+    "index 00": (ENTRY_BYTES.replace(b'"index":41', b'"index":00'), False),
+    "a year before 1000": (ENTRY_BYTES.replace(b'"2025-03-01T', b'"0999-03-01T'), False),
+    "the year 1000": (ENTRY_BYTES.replace(b'"2025-03-01T', b'"1000-03-01T'), True),
+    "a day that does not exist": (ENTRY_BYTES.replace(b"2025-03-01T", b"2025-02-30T"), False),
+    "hour 24": (ENTRY_BYTES.replace(b"T10:00:00.123Z", b"T24:00:00.000Z"), False),
+    "a second 60": (ENTRY_BYTES.replace(b"T10:00:00.123Z", b"T10:00:60.000Z"), False),
+    "Unicode digits in the time": (
+        ENTRY_BYTES.replace(b'"2025-03-01T', '"202\u0665-03-01T'.encode()),
+        False,
+    ),
+    "a code": (ENTRY_BYTES.replace(b'"code":null', b'"code":"E_SIG_INVALID"'), True),
+    "a code not E_": (ENTRY_BYTES.replace(b'"code":null', b'"code":"SIG_INVALID"'), False),
+    "no ids": (
+        ENTRY_BYTES.replace(f'"{MESSAGE_ID}"'.encode(), b"null")
+        .replace(f'"{CASE_ID}"'.encode(), b"null")
+        .replace(b'"DE.CA"', b"null"),
+        True,
+    ),
+    "a BOM": (b"\xef\xbb\xbf" + ENTRY_BYTES, False),
+    "not UTF-8": (ENTRY_BYTES.replace(b"DE.CA", b"DE.\xff"), False),
+    "a surrogate escaped": (_with_details('"note":"\\ud800"'), False),
+    "a number of 5000 digits": (_with_details('"a":' + "1" * 5000), False),
+}
+
+
+@pytest.mark.parametrize(("data", "accepted"), EDGES.values(), ids=EDGES.keys())
+def test_the_fast_path_at_its_edges(data: bytes, accepted: bool) -> None:
+    _same_outcome(data)
+    if accepted:
+        assert parse_entry(data) == _parse_strict(data)
+    else:
+        with pytest.raises(AuditBundle):
+            parse_entry(data)
+
+
+def _mutations(data: bytes) -> list[bytes]:
+    """Every one-byte change, deletion and duplication of ``data``."""
+    alphabet = b'"\\{}[],:-.0129aeEfnrtuvzAZ_ \x00\x1f\x7f\xc3\xff'
+    out: list[bytes] = []
+    for i in range(len(data)):
+        out.extend(data[:i] + bytes([b]) + data[i + 1 :] for b in alphabet if b != data[i])
+        out.append(data[:i] + data[i + 1 :])
+        out.append(data[: i + 1] + data[i:])
+    return out
+
+
+def test_the_fast_path_under_mutation() -> None:
+    samples = [
+        ENTRY_BYTES,
+        _with_details('"a":-12,"b":true,"c":null,"d":"x"'),
+        ENTRY_BYTES.replace(b'"code":null', b'"code":"E_SIG_INVALID"'),
+    ]
+    taken = 0
+    for sample in samples:
+        for data in _mutations(sample):
+            taken += _same_outcome(data) is not None
+    assert taken > 100  # some mutations stay valid entries (a digit or a letter changed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_entries)
+def test_the_fast_path_on_any_entry(entry: AuditEntry) -> None:
+    data = entry_bytes(entry)
+    fast = _same_outcome(data)
+    texts = [v for v in entry.details.values() if isinstance(v, str)]
+    needs_escape = any(ch in '"\\' or ch < " " for text in texts for ch in text)
+    assert (fast is None) == needs_escape
+
+
+def _at(text: str) -> bytes:
+    return ENTRY_BYTES.replace(b"2025-03-01T10:00:00.123Z", text.encode())
+
+
+TIME_FIELDS = {
+    "year": (0, ("0000", "0999", "1000", "1969", "2025", "9999")),
+    "month": (1, ("00", "01", "02", "09", "10", "12", "13", "19", "99")),
+    "day": (2, ("00", "01", "09", "10", "28", "29", "30", "31", "32", "39", "40")),
+    "hour": (3, ("00", "09", "19", "20", "23", "24", "29", "99")),
+    "minute": (4, ("00", "09", "59", "60", "99")),
+    "second": (5, ("00", "59", "60", "61", "99")),
+}
+
+
+@pytest.mark.parametrize(("position", "values"), TIME_FIELDS.values(), ids=TIME_FIELDS.keys())
+def test_the_fast_path_reads_times_as_the_strict_parser(
+    position: int, values: tuple[str, ...]
+) -> None:
+    for value in values:
+        for day in ("2024-02-29", "2025-04-30", "2025-12-31"):
+            parts = [*day.split("-"), "10", "00", "00"]
+            parts[position] = value
+            y, mo, d, h, mi, sec = parts
+            _same_outcome(_at(f"{y}-{mo}-{d}T{h}:{mi}:{sec}.123Z"))
+
+
+def test_the_time_cache_answers_as_parse_wire_time() -> None:
+    assert _plain_time("2025-03-01T10:00:00.123Z") == AT
+    assert _plain_time("2025-03-01T10:00:00.123Z") is _plain_time("2025-03-01T10:00:00.123Z")
+    assert _plain_time("2025-02-30T10:00:00.123Z") is None
+    assert _same_outcome(_at("2024-02-29T23:59:59.999Z")) is not None
+    assert _same_outcome(_at("2023-02-29T23:59:59.999Z")) is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_paused_gc_restores_the_collector(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError), paused_gc():
+            raise RuntimeError
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_paused_gc_moves_a_bulk_to_the_oldest_generation() -> None:
+    with paused_gc():  # lists are tracked by the collector, as entries are
+        made: list[list[int]] = [[] for _ in range(200_000)]
+    assert gc.isenabled()
+    # Not left young, for the next collections to walk on its way there.
+    assert any(o is made for o in gc.get_objects(generation=2))
+    assert gc.get_freeze_count() == 0
+
+
+def test_paused_gc_leaves_frozen_objects_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 from broker.audit.entry import AuditEntry, Scalar
-from broker.audit.replay import replay
+from broker.audit.replay import CaseReplay, DeadlineFact, MessageFact, RefusalFact, replay
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=6, hours=2)
@@ -224,3 +226,55 @@ def test_deterministic_whatever_the_order() -> None:
 def test_empty_log() -> None:
     result = replay([])
     assert (dict(result.cases), result.entries, result.first_at) == ({}, 0, None)
+
+
+def test_what_replay_does_not_interpret_is_counted() -> None:
+    log = _Log()
+    log.add("message.submitted", T0, case="c", message="m", peer="DE.CA", type="eu.epoc")
+    log.add("deadline.set", T0, case="c", step="produce")  # no rule
+    log.add("deadline.extended", T0, case="c", rule="epoc.produce")  # unknown deadline event
+    log.add("message.sent", T0, case="c")  # no message
+    log.add("receipt.queued", T0, case="c", message="m")
+    log.add("receipt.received", T0, case="c", receipted="unknown", outcome="ok")
+    log.add("receipt.received", T0, case="c", receipted="m", outcome="rejected")
+    log.add("deadline.reminder", T0, case="c", rule="never.set")
+    result = replay(log.entries)
+    assert result.unknown_events == {
+        "deadline.extended": 1, "deadline.set": 1, "message.sent": 1, "receipt.queued": 1
+    }  # fmt: skip
+    (case,) = result.cases.values()
+    assert (case.deadlines, case.messages[0].receipt, case.messages[0].status) == (
+        (), "rejected", "submitted"
+    )  # fmt: skip
+
+
+def test_a_refusal_takes_a_ground_recorded_later() -> None:
+    log = _Log()
+    log.add("message.rejected", T0, case="c", message="m", peer="DE.CA", code="E_SCHEMA")
+    log.add("message.quarantined", T0, case="c", message="m", ground="art.11")
+    (case,) = replay(log.entries).cases.values()
+    (refusal,) = case.refusals
+    assert (refusal.ground, refusal.refused_by, case.messages[0].status) == (
+        "art.11", "self", "quarantined"
+    )  # fmt: skip
+
+
+def test_replay_restores_the_garbage_collector() -> None:
+    assert gc.isenabled()
+    replay(build_log())
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_facts_are_what_their_constructors_make() -> None:
+    facts: list[CaseReplay | DeadlineFact | MessageFact | RefusalFact] = []
+    for case in replay(build_log()).cases.values():
+        facts += [case, *case.deadlines, *case.messages, *case.refusals]
+    assert {type(fact).__name__ for fact in facts} == {
+        "CaseReplay", "DeadlineFact", "MessageFact", "RefusalFact"
+    }  # fmt: skip
+    for fact in facts:
+        made = type(fact)(**vars(fact))
+        assert list(vars(fact).items()) == list(vars(made).items())
+        assert [f.name for f in fields(fact)] == list(vars(fact))
+        assert fact == made and hash(fact) == hash(made) and repr(fact) == repr(made)
