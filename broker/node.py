@@ -378,7 +378,7 @@ class Node:
         self.stats.count(result)
         return Outcome.ACK
 
-    async def _alert(self, payload: Mapping[str, str | int | None]) -> None:
+    async def _alert(self, payload: Alert) -> None:
         """Publish an alert on the node's alert queue (the audit trail holds its record)."""
         publisher = self._publisher
         if publisher is None:
@@ -395,15 +395,11 @@ class Node:
 
     async def _scheduler_loop(self, publisher: Publisher, stop: asyncio.Event) -> None:
         """Run the deadline scheduler every ``deadlines.scheduler_interval``."""
-
-        async def alert(payload: Alert) -> None:
-            await self._alert(payload)
-
         self.scheduler = DeadlineScheduler(
             self.store,
             self.clock,
             self.participant,
-            alert,
+            self._alert,
             ack_targets=self.config.deadlines.ack_targets(),
         )
         interval = self.config.deadlines.scheduler_interval.total_seconds()

@@ -26,7 +26,7 @@ proofs and cosignatures are hashes and signatures.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,6 +66,7 @@ from broker.forms.audit import AuditCheckpoint, AuditCosignature
 from broker.forms.receipt import Proof, Receipt
 from broker.identity import Identity
 from broker.outbox import RECEIPT_TYPE, outbound_row, submit
+from broker.scheduler import Alert
 from broker.store.auditlog import entry_of
 from broker.store.base import AuditEvent, InboundMessage, Store
 
@@ -86,8 +87,6 @@ COSIGNATURE_TYPE = "audit.cosignature"
 AUDIT_TYPES = frozenset({CHECKPOINT_TYPE, COSIGNATURE_TYPE})
 #: The log cursor of the follow-up receipts: entries before it have been proved.
 PROOF_CURSOR = "receipt_proofs"
-#: An alert: a flat JSON object (ids, sizes, codes).
-Alert = Mapping[str, str | int | None]
 
 _PAGE = 5000
 _SYNC_PAGE = 50_000
@@ -120,7 +119,6 @@ def log_verifiers(
 class CheckpointPlan:
     """A peer's checkpoint that passed: what the witness answers once it is recorded."""
 
-    peer: str
     checkpoint: Checkpoint
     known_size: int
 
@@ -314,11 +312,10 @@ class Witnessing:
             ],
         )
 
-    async def on_cosignature(self, envelope: Envelope, form: Form) -> list[AuditEvent]:
+    async def on_cosignature(self, envelope: Envelope, form: Form) -> None:
         """Check and keep a witness's answer to one of this node's checkpoints.
 
-        Returns:
-            nothing to add: the answer is recorded here, in its own transaction.
+        The answer is recorded here, in its own transaction.
 
         Raises:
             ReceiptUnknown: an answer to no checkpoint this node sent to that witness.
@@ -354,7 +351,7 @@ class Witnessing:
             log.warning("witness.refused", witness=witness, code=form.code, known_size=known)
             if form.code == AuditFork.code or known > head:
                 await self._alarm("audit_fork_reported", witness, form.tree_size, known)
-            return []
+            return
         size = int(form.tree_size)
         await self._sync(min(size, head))
         if size > self._levels.size or self._levels.root(size).hex() != form.root_hash:
@@ -374,7 +371,6 @@ class Witnessing:
         if witness in self._pending and self._pending[witness][0] <= size:
             self._pending.pop(witness, None)
         log.info("witness.cosigned", witness=witness, size=size)
-        return []
 
     def _verify_cosignature(self, checkpoint: Checkpoint, line: bytes, witness: str) -> None:
         keys = log_verifiers(self._identity, witness, self._clock.now())
@@ -434,7 +430,7 @@ class Witnessing:
             if kept is not None and kept != checkpoint.root_hash:
                 raise AuditFork(f"two roots for size {checkpoint.size} of {checkpoint.origin}")
         known = max(checkpoint.size, latest.size if latest else 0)
-        return CheckpointPlan(peer, checkpoint, known)
+        return CheckpointPlan(checkpoint, known)
 
     async def _kept(self, peer: str, size: int | None) -> KeptCheckpoint | None:
         kept = await self._store.peer_checkpoint(peer, size)
